@@ -1,0 +1,86 @@
+"""The public API: typed endpoints that validate input and compose the model runners.
+
+Serve everything with `bentoml serve services.api:Tiffin` (what `make serve` runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import bentoml
+from pydantic import Field
+from starlette.responses import JSONResponse
+from typing_extensions import Annotated
+
+from services.demand_runner import DemandRunner
+from services.image_runner import ImageRunner
+from services.text_runner import TextLargeRunner, TextSmallRunner
+from tiffin.guard import RequestGuard, Rule
+from tiffin.image import InvalidImage, decode_image
+from tiffin.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
+
+MAX_IMAGE_BYTES = int(os.environ.get("TIFFIN_MAX_IMAGE_BYTES", 8 * 1024 * 1024))
+MAX_JSON_BYTES = int(os.environ.get("TIFFIN_MAX_JSON_BYTES", 64 * 1024))
+# In tier "auto" the small model answers alone when it is at least this sure.
+CASCADE_THRESHOLD = float(os.environ.get("TIFFIN_CASCADE_THRESHOLD", 0.8))
+
+
+def top(answer: dict) -> str:
+    probs = answer["probabilities"]
+    return max(probs, key=probs.__getitem__)
+
+
+def bad_input(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+@bentoml.service(name="tiffin", workers=1, traffic={"timeout": 60, "max_concurrency": 512})
+class Tiffin:
+    image_runner = bentoml.depends(ImageRunner)
+    text_small = bentoml.depends(TextSmallRunner)
+    text_large = bentoml.depends(TextLargeRunner)
+    demand_runner = bentoml.depends(DemandRunner)
+
+    @bentoml.api(route="/classify_image")
+    async def classify_image(
+        self,
+        image: Annotated[Path, Field(description="a PNG or JPEG of a garment, any size, grey or colour "
+                                                 "(try services/examples/ankle-boot.png)")],
+    ) -> ImageResult:
+        """Classify a garment picture into one of the ten Fashion-MNIST classes."""
+        try:
+            pixels = await asyncio.to_thread(decode_image, image.read_bytes())
+        except InvalidImage as exc:
+            return bad_input(str(exc))
+        [answer] = await self.image_runner.to_async.classify(pixels[None])
+        return ImageResult(label=top(answer), **answer)
+
+    @bentoml.api(route="/classify_text", input_spec=TextRequest)
+    async def classify_text(self, text: str, tier: str = "small") -> TextResult:
+        """Say whether a movie-review snippet is fresh (positive) or rotten (negative)."""
+        if not text.strip():
+            return bad_input("text is blank; send a review snippet with some words in it")
+        runner = self.text_large if tier == "large" else self.text_small
+        [answer] = await runner.to_async.classify([text])
+        answered = "large" if tier == "large" else "small"
+        if tier == "auto" and answer["probabilities"][top(answer)] < CASCADE_THRESHOLD:
+            [answer] = await self.text_large.to_async.classify([text])
+            answered = "large"
+        label = top(answer)
+        return TextResult(label=label, probability=answer["probabilities"][label], model=answer["model"],
+                          tier=answered, batch_size=answer["batch_size"])
+
+    @bentoml.api(route="/predict_demand", input_spec=DemandFeatures)
+    async def predict_demand(self, **features) -> DemandResult:
+        """Predict how many bikes will be rented in one hour of the given calendar and weather."""
+        [answer] = await self.demand_runner.to_async.predict([features])
+        return DemandResult(**answer)
+
+
+Tiffin.add_asgi_middleware(RequestGuard, rules={
+    "/classify_image": Rule("multipart/form-data", MAX_IMAGE_BYTES, form_fields=frozenset({"image"})),
+    "/classify_text": Rule("application/json", MAX_JSON_BYTES),
+    "/predict_demand": Rule("application/json", MAX_JSON_BYTES),
+})

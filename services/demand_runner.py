@@ -1,0 +1,20 @@
+"""Bike-share demand runner: batches feature rows and runs the MLP."""
+
+from __future__ import annotations
+
+import bentoml
+
+from tiffin import store
+from tiffin.serving import ModelRunner
+
+
+@bentoml.service(name="tiffin-demand", workers=1, traffic={"timeout": 30})
+class DemandRunner(ModelRunner):
+    spec = store.DEMAND
+    model_ref = bentoml.models.BentoModel(store.DEMAND.tag)
+
+    # The MLP is microseconds per row: large batches cost nothing, so take up to 256.
+    @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=1000)
+    def predict(self, rows: list[dict]) -> list[dict]:
+        counts = self.predictor(rows)
+        return [{"bikers": float(c), "model": self.tag, "batch_size": len(counts)} for c in counts]

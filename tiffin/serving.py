@@ -1,0 +1,40 @@
+"""What every runner service shares: load its model from the store once per worker,
+warm it up, and report ready only then."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from tiffin import predictors, store
+
+log = logging.getLogger("tiffin")
+
+
+class ModelRunner:
+    """Mixin for `@bentoml.service` classes that set `spec` and `model_ref`."""
+
+    spec: store.ModelSpec
+    model_ref: object  # bentoml.models.BentoModel; resolves to the stored model on instances
+
+    def __init__(self) -> None:
+        start = time.perf_counter()
+        stored = self.model_ref
+        self.tag = str(stored.tag)
+        config = json.loads((Path(stored.path) / store.CONFIG).read_text())
+        self.device = store.pick_device()
+        self.predictor = predictors.PREDICTORS[self.spec.name](Path(stored.path), config, self.device)
+        self.predictor.warmup()
+        self._ready = True
+        log.info("loaded %s on %s in %.2f s", self.tag, self.device, time.perf_counter() - start)
+
+    def answers(self, probs) -> list[dict]:
+        """(N, classes) probabilities -> one answer per item, keyed by the model's own class names."""
+        names = self.predictor.config.get("classes") or self.predictor.config["labels"]
+        return [{"probabilities": dict(zip(names, row.tolist())), "model": self.tag, "batch_size": len(probs)}
+                for row in probs]
+
+    def __is_ready__(self) -> bool:
+        return getattr(self, "_ready", False)

@@ -1,0 +1,90 @@
+"""The training loop shared by every family: progress bar, held-out evaluation per
+epoch, and the learning curve written as a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+Batches = Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+
+
+def fit(
+    model: torch.nn.Module,
+    batches: Batches,
+    steps_per_epoch: int,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    evaluate: Callable[[], dict[str, float]],
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    description: str = "training",
+) -> list[dict[str, float]]:
+    """Train with AdamW and a one-cycle schedule; returns one row of metrics per epoch."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch))
+    history: list[dict[str, float]] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns) as progress:
+        task = progress.add_task(description, total=epochs * steps_per_epoch, status="")
+        for epoch in range(epochs):
+            model.train()
+            total, count = 0.0, 0
+            for step, (x, y) in enumerate(batches(epoch)):
+                if step >= steps_per_epoch:
+                    break
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(y)
+                count += len(y)
+                progress.update(task, advance=1, status=f"epoch {epoch + 1}/{epochs} loss {total / max(count, 1):.4f}")
+            model.eval()
+            row = {"epoch": epoch + 1, "train_loss": total / max(count, 1), **evaluate()}
+            history.append(row)
+            progress.console.print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    return history
+
+
+def shuffled(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> Batches:
+    def batches(epoch: int):
+        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed + epoch))
+        for start in range(0, len(y), batch_size):
+            idx = order[start : start + batch_size]
+            yield x[idx], y[idx]
+
+    return batches
+
+
+def plot_curve(history: list[dict[str, float]], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    keys = [k for k in history[0] if k != "epoch"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
+    for ax, key in zip(axes if len(keys) > 1 else [axes], keys):
+        ax.plot(epochs, [h[key] for h in history], marker="o")
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+@torch.inference_mode()
+def predict_in_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    return torch.cat([fn(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])

@@ -1,0 +1,1 @@
+"""One training script per model family: `python -m train.<name> [--quick]`."""
