@@ -10,7 +10,6 @@ from tiffin.serving import ModelRunner
 
 @bentoml.service(name="tiffin-demand", workers=1, traffic={"timeout": 30})
 class DemandRunner(ModelRunner):
-    spec = store.DEMAND
     model_ref = bentoml.models.BentoModel(store.DEMAND.tag)
 
     # The MLP is microseconds per row: large batches cost nothing, so take up to 256.

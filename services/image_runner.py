@@ -11,7 +11,6 @@ from tiffin.serving import ModelRunner
 
 @bentoml.service(name="tiffin-image", workers=1, traffic={"timeout": 30})
 class ImageRunner(ModelRunner):
-    spec = store.IMAGE
     model_ref = bentoml.models.BentoModel(store.IMAGE.tag)
 
     # A forward pass of 64 images takes ~10 ms on our 2 CPU cores and 64 fills the

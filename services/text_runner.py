@@ -11,7 +11,6 @@ from tiffin.serving import ModelRunner
 
 @bentoml.service(name="tiffin-text-small", workers=1, traffic={"timeout": 30})
 class TextSmallRunner(ModelRunner):
-    spec = store.TEXT_SMALL
     model_ref = bentoml.models.BentoModel(store.TEXT_SMALL.tag)
 
     # The TextCNN costs well under 1 ms per snippet on CPU: batches of 64 amortise the
@@ -23,7 +22,6 @@ class TextSmallRunner(ModelRunner):
 
 @bentoml.service(name="tiffin-text-large", workers=1, traffic={"timeout": 60})
 class TextLargeRunner(ModelRunner):
-    spec = store.TEXT_LARGE
     model_ref = bentoml.models.BentoModel(store.TEXT_LARGE.tag)
 
     # MiniLM costs a few ms per snippet on 2 CPU cores; 32 keeps a batch near 100 ms

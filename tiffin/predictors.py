@@ -93,18 +93,18 @@ EXAMPLE_DEMAND_ROW = {
     "weathersit": "clear", "temp": 0.7, "atemp": 0.65, "hum": 0.55, "windspeed": 0.2,
 }
 
+# Keyed by the "arch" each training script writes into the model's config.
 PREDICTORS: dict[str, type[Predictor]] = {
-    store.IMAGE.name: ImagePredictor,
-    store.TEXT_SMALL.name: TextCNNPredictor,
-    store.TEXT_LARGE.name: MiniLMPredictor,
-    store.DEMAND.name: DemandPredictor,
+    "FashionCNN": ImagePredictor,
+    "TextCNN": TextCNNPredictor,
+    "MiniLM+EmbeddingHead": MiniLMPredictor,
+    "DemandMLP": DemandPredictor,
 }
 
 
 def load(spec_or_tag: store.ModelSpec | str, device: torch.device | None = None) -> tuple[store.Loaded, Predictor]:
     """Open a model from the store and build its predictor (warmed up)."""
     loaded = store.open_model(spec_or_tag)
-    cls = PREDICTORS[loaded.tag.split(":")[0]]
-    predictor = cls(loaded.path, loaded.config, device or store.pick_device())
+    predictor = PREDICTORS[loaded.config["arch"]](loaded.path, loaded.config, device or store.pick_device())
     predictor.warmup()
     return loaded, predictor

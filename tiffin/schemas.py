@@ -23,10 +23,10 @@ def _unit(description: str) -> object:
 class DemandFeatures(BaseModel):
     """One hour of calendar and weather, in ISLP Bikeshare's column names and units."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
         "season": 3, "mnth": "July", "hr": 8, "holiday": 0, "weekday": 2, "workingday": 1,
         "weathersit": "clear", "temp": 0.7, "atemp": 0.65, "hum": 0.55, "windspeed": 0.2,
-    }]})
+    }})
 
     season: int = Field(ge=1, le=4, description="1 winter, 2 spring, 3 summer, 4 fall")
     mnth: Month = Field(description="month as spelled in the data set")
@@ -42,7 +42,7 @@ class DemandFeatures(BaseModel):
 
 
 class TextRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": EXAMPLE_TEXT, "tier": "small"}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"text": EXAMPLE_TEXT, "tier": "small"}})
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="a review snippet in English")
     tier: Tier = Field("small", description="small (TextCNN), large (MiniLM), or auto: small, and large when small is unsure")

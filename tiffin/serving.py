@@ -14,9 +14,8 @@ log = logging.getLogger("tiffin")
 
 
 class ModelRunner:
-    """Mixin for `@bentoml.service` classes that set `spec` and `model_ref`."""
+    """Mixin for `@bentoml.service` classes that set `model_ref`."""
 
-    spec: store.ModelSpec
     model_ref: object  # bentoml.models.BentoModel; resolves to the stored model on instances
 
     def __init__(self) -> None:
@@ -25,7 +24,7 @@ class ModelRunner:
         self.tag = str(stored.tag)
         config = json.loads((Path(stored.path) / store.CONFIG).read_text())
         self.device = store.pick_device()
-        self.predictor = predictors.PREDICTORS[self.spec.name](Path(stored.path), config, self.device)
+        self.predictor = predictors.PREDICTORS[config["arch"]](Path(stored.path), config, self.device)
         self.predictor.warmup()
         self._ready = True
         log.info("loaded %s on %s in %.2f s", self.tag, self.device, time.perf_counter() - start)

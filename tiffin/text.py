@@ -70,5 +70,12 @@ class TextCNN(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         x = self.embed(ids).transpose(1, 2)
-        pooled = [torch.relu(conv(x)).amax(dim=2) for conv in self.convs]
+        lengths = (ids != 0).sum(dim=1, keepdim=True)
+        pooled = []
+        for conv in self.convs:
+            h = torch.relu(conv(x))
+            # Pool only over windows that start inside the text (always at least the first),
+            # so the answer for a text does not depend on how long its batch-mates are.
+            valid = torch.arange(h.shape[2], device=ids.device) < (lengths - conv.kernel_size[0] + 1).clamp(min=1)
+            pooled.append(h.masked_fill(~valid.unsqueeze(1), float("-inf")).amax(dim=2))
         return self.out(self.drop(torch.cat(pooled, dim=1)))

