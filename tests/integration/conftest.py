@@ -1,9 +1,20 @@
+import os
+
+import bentoml
 import pytest
 
 from tests.serving import Server
+from tiffin import store
 
 
 @pytest.fixture(scope="session")
 def server(model_store):
-    with Server() as srv:
+    # Pin each runner to the version that is newest now, through the same environment
+    # variables a user would set, so in-process comparisons load exactly what is served
+    # even if a test adds a version later.
+    pins = {spec.env: str(bentoml.models.get(f"{spec.name}:latest").tag) for spec in store.ALL}
+    os.environ.update(pins)
+    with Server(env=pins) as srv:
         yield srv
+    for name in pins:
+        os.environ.pop(name, None)

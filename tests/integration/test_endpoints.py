@@ -139,3 +139,11 @@ def test_requests_spaced_by_keep_alive_timeout_succeed(client):
         assert client.post("/classify_text", json={"text": "fine"}).status_code == 200
         time.sleep(5.0)
     assert client.post("/classify_text", json={"text": "fine"}).status_code == 200
+
+
+def test_each_runner_serves_the_pinned_tag(client):
+    # the server fixture pins every runner with TIFFIN_*_MODEL; answers name that tag
+    body = client.post("/predict_demand", json=EXAMPLE_DEMAND_ROW).json()
+    assert body["model"] == store.DEMAND.tag != "bikeshare-mlp:latest"
+    with open("services/examples/bag.png", "rb") as fh:
+        assert client.post("/classify_image", files={"image": fh}).json()["model"] == store.IMAGE.tag
