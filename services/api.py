@@ -21,12 +21,19 @@ from services.image_runner import ImageRunner
 from services.text_runner import TextLargeRunner, TextSmallRunner
 from tiffin.guard import RequestGuard, Rule
 from tiffin.image import InvalidImage, decode_image
+from tiffin.oip import grpc_server
+from tiffin.oip.models import Registry
+from tiffin.oip.rest import V2Root, build_app
 from tiffin.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
 MAX_IMAGE_BYTES = int(os.environ.get("TIFFIN_MAX_IMAGE_BYTES", 8 * 1024 * 1024))
 MAX_JSON_BYTES = int(os.environ.get("TIFFIN_MAX_JSON_BYTES", 64 * 1024))
 # In tier "auto" the small model answers alone when it is at least this sure.
 CASCADE_THRESHOLD = float(os.environ.get("TIFFIN_CASCADE_THRESHOLD", 0.8))
+# The Open Inference Protocol over gRPC listens beside the HTTP port.
+GRPC_HOST = os.environ.get("TIFFIN_GRPC_HOST", "0.0.0.0")
+GRPC_PORT = int(os.environ.get("TIFFIN_GRPC_PORT", 3001))
+OIP_APP = build_app()
 
 
 async def ask(method, batch: list | np.ndarray) -> dict:
@@ -58,6 +65,20 @@ class Tiffin:
     text_small = bentoml.depends(TextSmallRunner)
     text_large = bentoml.depends(TextLargeRunner)
     demand_runner = bentoml.depends(DemandRunner)
+
+    def __init__(self) -> None:
+        self.oip = Registry(self)
+        OIP_APP.state.registry = self.oip
+        self._grpc = None
+
+    @bentoml.on_startup
+    async def start_grpc(self) -> None:
+        self._grpc = await grpc_server.start(self.oip, GRPC_HOST, GRPC_PORT)
+
+    @bentoml.on_shutdown
+    async def stop_grpc(self) -> None:
+        if self._grpc is not None:
+            await self._grpc.stop(grace=5)
 
     @bentoml.api(route="/classify_image")
     async def classify_image(
@@ -95,6 +116,8 @@ class Tiffin:
         return DemandResult(**answer)
 
 
+Tiffin.mount_asgi_app(OIP_APP, path="/v2")
+Tiffin.add_asgi_middleware(V2Root)
 Tiffin.add_asgi_middleware(RequestGuard, rules={
     "/classify_image": Rule("multipart/form-data", MAX_IMAGE_BYTES, form_fields=frozenset({"image"})),
     "/classify_text": Rule("application/json", MAX_JSON_BYTES),

@@ -1,0 +1,91 @@
+"""The OIP gRPC front end: `inference.GRPCInferenceService` on asyncio grpcio, plus the
+standard health and reflection services. It runs inside the API service's worker, so
+gRPC requests reach the same runners (and batches) as HTTP ones."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from tiffin.oip import inference_pb2 as pb
+from tiffin.oip import inference_pb2_grpc as pb_grpc
+from tiffin.oip import tensors
+from tiffin.oip.models import OIPError, Registry
+from tiffin.oip.rest import MAX_BODY, SERVER
+
+SERVICE_NAME = "inference.GRPCInferenceService"
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, registry: Registry):
+        self.registry = registry
+
+    async def _model(self, context: grpc.aio.ServicerContext, name: str, version: str):
+        try:
+            return self.registry.get(name, version)
+        except OIPError as exc:
+            await context.abort(getattr(grpc.StatusCode, exc.grpc), str(exc))
+
+    async def ServerLive(self, request, context):
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request, context):
+        return pb.ServerReadyResponse(ready=await self.registry.all_ready())
+
+    async def ModelReady(self, request, context):
+        model = await self._model(context, request.name, request.version)
+        return pb.ModelReadyResponse(ready=await self.registry.ready(model.name))
+
+    async def ServerMetadata(self, request, context):
+        return pb.ServerMetadataResponse(**SERVER)
+
+    async def ModelMetadata(self, request, context):
+        model = await self._model(context, request.name, request.version)
+        meta = model.metadata(self.registry.version(model.name))
+        return pb.ModelMetadataResponse(
+            name=meta["name"], versions=meta["versions"], platform=meta["platform"],
+            inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["inputs"]],
+            outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]],
+        )
+
+    async def ModelInfer(self, request, context):
+        model = await self._model(context, request.model_name, request.model_version)
+        try:
+            raw = list(request.raw_input_contents)
+            if raw and len(raw) != len(request.inputs):
+                raise OIPError(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs")
+            inputs = {}
+            for i, t in enumerate(request.inputs):
+                shape = list(t.shape)
+                try:
+                    inputs[t.name] = (tensors.from_raw(t.datatype, shape, raw[i]) if raw
+                                      else tensors.from_contents(t.datatype, shape, t.contents))
+                except tensors.TensorError as exc:
+                    raise OIPError(f"input {t.name}: {exc}") from None
+            wanted = [o.name for o in request.outputs] or None
+            outputs = await model.infer(self.registry.service, inputs, wanted)
+        except OIPError as exc:
+            await context.abort(getattr(grpc.StatusCode, exc.grpc), str(exc))
+        response = pb.ModelInferResponse(model_name=model.name, model_version=self.registry.version(model.name), id=request.id)
+        for name, array in outputs.items():
+            response.outputs.add(name=name, datatype=tensors.datatype_of(array), shape=list(array.shape))
+            response.raw_output_contents.append(tensors.to_raw(array))
+        return response
+
+
+async def start(registry: Registry, host: str, port: int) -> grpc.aio.Server:
+    options = [("grpc.max_receive_message_length", MAX_BODY), ("grpc.max_send_message_length", MAX_BODY)]
+    server = grpc.aio.server(options=options)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(registry), server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
+    if server.add_insecure_port(f"{host}:{port}") == 0:
+        raise RuntimeError(f"gRPC could not bind {host}:{port}")
+    await server.start()
+    await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    return server

@@ -1,0 +1,173 @@
+"""The OIP REST front end (`/v2/...`), a Starlette app mounted inside the BentoML
+service, with the binary tensor data extension that tritonclient.http uses by default."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tiffin import __version__
+from tiffin.oip import tensors
+from tiffin.oip.models import OIPError, Registry
+
+MAX_BODY = 16 * 1024 * 1024
+HEADER_LENGTH = "inference-header-content-length"
+SERVER = {"name": "tiffin", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+
+def _error(exc: OIPError) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=exc.http)
+
+
+def _registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+async def server_metadata(request: Request) -> Response:
+    return JSONResponse(SERVER)
+
+
+async def live(request: Request) -> Response:
+    return JSONResponse({"live": True})
+
+
+async def ready(request: Request) -> Response:
+    ok = await _registry(request).all_ready()
+    return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+
+async def model_metadata(request: Request) -> Response:
+    reg, p = _registry(request), request.path_params
+    try:
+        model = reg.get(p["name"], p.get("version", ""))
+    except OIPError as exc:
+        return _error(exc)
+    return JSONResponse(model.metadata(reg.version(model.name)))
+
+
+async def model_ready(request: Request) -> Response:
+    reg, p = _registry(request), request.path_params
+    try:
+        model = reg.get(p["name"], p.get("version", ""))
+    except OIPError as exc:
+        return _error(exc)
+    ok = await reg.ready(model.name)
+    return JSONResponse({"name": model.name, "ready": ok}, status_code=200 if ok else 503)
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        raise OIPError(f"body is {declared} bytes; at most {MAX_BODY}", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise OIPError(f"body exceeds {MAX_BODY} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise OIPError(f"{HEADER_LENGTH} {header_length!r} does not fit a body of {len(body)} bytes")
+        head, binary = body[: int(header_length)], body[int(header_length):]
+    else:
+        head, binary = body, b""
+    try:
+        doc = json.loads(head)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise OIPError(f"request is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
+        raise OIPError('request must be a JSON object with an "inputs" list')
+    return doc, binary
+
+
+def _decode_inputs(doc: dict[str, Any], binary: bytes) -> dict[str, np.ndarray]:
+    arrays, offset = {}, 0
+    for tensor in doc["inputs"]:
+        if not isinstance(tensor, dict) or "name" not in tensor:
+            raise OIPError("each input needs a name, datatype, shape and data")
+        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        raw = None
+        if size is not None:
+            raw = binary[offset : offset + int(size)]
+            if len(raw) != int(size):
+                raise OIPError(f"input {tensor['name']}: binary_data_size {size} runs past the body")
+            offset += int(size)
+        try:
+            arrays[tensor["name"]] = tensors.from_json(tensor, raw)
+        except tensors.TensorError as exc:
+            raise OIPError(str(exc)) from None
+    return arrays
+
+
+def _wants_binary(doc: dict[str, Any], name: str) -> bool:
+    for out in doc.get("outputs") or []:
+        if out.get("name") == name and "binary_data" in (out.get("parameters") or {}):
+            return bool(out["parameters"]["binary_data"])
+    return bool((doc.get("parameters") or {}).get("binary_data_output", False))
+
+
+async def infer(request: Request) -> Response:
+    reg, p = _registry(request), request.path_params
+    try:
+        model = reg.get(p["name"], p.get("version", ""))
+        doc, binary = _parse(await _read_body(request), request.headers.get(HEADER_LENGTH))
+        inputs = _decode_inputs(doc, binary)
+        wanted = [o.get("name") for o in doc.get("outputs") or []] or None
+        outputs = await model.infer(reg.service, inputs, wanted)
+    except OIPError as exc:
+        return _error(exc)
+    result: dict[str, Any] = {"model_name": model.name, "model_version": reg.version(model.name), "outputs": []}
+    if "id" in doc:
+        result["id"] = doc["id"]
+    blobs = []
+    for name, array in outputs.items():
+        if _wants_binary(doc, name):
+            raw = tensors.to_raw(array)
+            blobs.append(raw)
+            result["outputs"].append({"name": name, "datatype": tensors.datatype_of(array), "shape": list(array.shape),
+                                      "parameters": {"binary_data_size": len(raw)}})
+        else:
+            result["outputs"].append(tensors.to_json(name, array))
+    head = json.dumps(result).encode()
+    if not blobs:
+        return Response(head, media_type="application/json")
+    return Response(head + b"".join(blobs), media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(len(head))})
+
+
+def build_app() -> Starlette:
+    routes = [
+        Route("/", server_metadata, methods=["GET"]),
+        Route("/health/live", live, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
+    ]
+    for prefix in ("/models/{name}", "/models/{name}/versions/{version}"):
+        routes += [
+            Route(prefix, model_metadata, methods=["GET"]),
+            Route(prefix + "/ready", model_ready, methods=["GET"]),
+            Route(prefix + "/infer", infer, methods=["POST"]),
+        ]
+    return Starlette(routes=routes)
+
+
+class V2Root:
+    """Serve `GET /v2` itself: a mounted app only sees `/v2/...`, and Starlette would
+    answer `/v2` with a redirect that clients such as tritonclient do not follow."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("path") == "/v2":
+            scope = {**scope, "path": "/v2/", "raw_path": b"/v2/"}
+        await self.app(scope, receive, send)
