@@ -1,0 +1,197 @@
+"""The Open Inference Protocol, checked with unmodified third-party clients:
+tritonclient.http (REST, binary tensor extension on by default) and tritonclient.grpc."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+import torch
+import tritonclient.grpc as triton_grpc
+import tritonclient.grpc.aio as triton_grpc_aio
+import tritonclient.http as triton_http
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tritonclient.utils import InferenceServerException
+
+from tiffin import datasets, image, predictors, store
+from tiffin.demand import FEATURES
+from tiffin.oip.models import MODELS
+
+pytestmark = pytest.mark.integration
+PROTOCOLS = ["http", "grpc"]
+
+
+@pytest.fixture(scope="module", params=PROTOCOLS)
+def triton(request, server):
+    if request.param == "http":
+        client = triton_http.InferenceServerClient(server.url.removeprefix("http://"))
+    else:
+        client = triton_grpc.InferenceServerClient(server.grpc_target)
+    client.protocol = request.param
+    client.mod = triton_http if request.param == "http" else triton_grpc
+    yield client
+    client.close()
+
+
+def _input(triton, name: str, array: np.ndarray, datatype: str):
+    tensor = triton.mod.InferInput(name, list(array.shape), datatype)
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def _version(spec: store.ModelSpec) -> str:
+    return spec.tag.split(":")[1]
+
+
+def test_health_and_server_metadata(triton):
+    assert triton.is_server_live() and triton.is_server_ready()
+    meta = triton.get_server_metadata()
+    name = meta["name"] if isinstance(meta, dict) else meta.name
+    assert name == "tiffin"
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_is_ready_with_its_real_signature(triton, name):
+    spec = MODELS[name].spec
+    assert triton.is_model_ready(name)
+    assert triton.is_model_ready(name, model_version=_version(spec))
+    meta = triton.get_model_metadata(name) if triton.protocol == "http" else triton.get_model_metadata(name, as_json=True)
+    assert meta["versions"] == [_version(spec)]
+    inputs = {t["name"]: t["datatype"] for t in meta["inputs"]}
+    outputs = {t["name"]: t["datatype"] for t in meta["outputs"]}
+    expected = {"fashion-cnn": ({"image": "UINT8"}, {"probabilities": "FP32", "label": "BYTES"}),
+                "review-textcnn": ({"text": "BYTES"}, {"probabilities": "FP32", "label": "BYTES"}),
+                "review-minilm": ({"text": "BYTES"}, {"probabilities": "FP32", "label": "BYTES"}),
+                "bikeshare-mlp": (None, {"bikers": "FP32"})}[name]
+    if expected[0] is not None:
+        assert inputs == expected[0]
+    else:
+        assert set(inputs) == set(FEATURES) and inputs["mnth"] == "BYTES" and inputs["hr"] == "INT64"
+    assert outputs == expected[1]
+
+
+def test_image_as_uint8_pixels_matches_the_model(triton):
+    x = datasets.fashion_mnist().x_test[:8]
+    result = triton.infer("fashion-cnn", [_input(triton, "image", x, "UINT8")])
+    _, local = predictors.load(store.IMAGE, torch.device("cpu"))
+    np.testing.assert_allclose(result.as_numpy("probabilities"), local(x), atol=1e-5)
+    assert [b.decode() for b in result.as_numpy("label")] == [image.CLASSES[i] for i in local(x).argmax(1)]
+    response = result.get_response()
+    version = response["model_version"] if triton.protocol == "http" else response.model_version
+    assert version == _version(store.IMAGE)
+
+
+def test_image_as_encoded_bytes(triton):
+    png = open("services/examples/ankle-boot.png", "rb").read()
+    result = triton.infer("fashion-cnn", [_input(triton, "image", np.array([png], dtype=object), "BYTES")],
+                          outputs=[triton.mod.InferRequestedOutput("label")])
+    assert result.as_numpy("label").tolist() == [b"Ankle boot"]
+    assert result.as_numpy("probabilities") is None  # only the requested output comes back
+
+
+@pytest.mark.parametrize("spec", [store.TEXT_SMALL, store.TEXT_LARGE], ids=["small", "large"])
+def test_text_as_bytes(triton, spec):
+    texts = datasets.rotten_tomatoes().x_test[:6]
+    batch = np.array([t.encode() for t in texts], dtype=object)
+    result = triton.infer(spec.name, [_input(triton, "text", batch, "BYTES")], model_version=_version(spec))
+    _, local = predictors.load(spec, torch.device("cpu"))
+    np.testing.assert_allclose(result.as_numpy("probabilities"), local(texts), atol=1e-4)
+
+
+def test_demand_from_one_tensor_per_column(triton):
+    rows = datasets.bikeshare().x_test.head(5)
+    inputs = []
+    for t in MODELS["bikeshare-mlp"].inputs:
+        values = rows[t.name].to_numpy()
+        if t.datatype == "BYTES":
+            array = np.array([str(v).encode() for v in values], dtype=object)
+        else:
+            array = values.astype(np.int64 if t.datatype == "INT64" else np.float32)
+        inputs.append(_input(triton, t.name, array, t.datatype))
+    result = triton.infer("bikeshare-mlp", inputs)
+    _, local = predictors.load(store.DEMAND, torch.device("cpu"))
+    np.testing.assert_allclose(result.as_numpy("bikers"), local(rows[FEATURES].to_dict("records")), rtol=1e-4, atol=1e-3)
+
+
+def _expect_error(call, protocol: str, http_status: int, grpc_code: str, fragment: str) -> None:
+    with pytest.raises(InferenceServerException) as err:
+        call()
+    status = str(err.value.status())
+    assert (str(http_status) in status) if protocol == "http" else (grpc_code in status), status
+    assert fragment in err.value.message()
+
+
+def test_errors_map_to_protocol_codes(triton):
+    p = triton.protocol
+    text = _input(triton, "text", np.array([b"fine"], dtype=object), "BYTES")
+    _expect_error(lambda: triton.infer("nope", [text]), p, 404, "NOT_FOUND", "unknown model 'nope'")
+    _expect_error(lambda: triton.infer("review-textcnn", [text], model_version="0000"), p, 404, "NOT_FOUND", "no version '0000'")
+    _expect_error(lambda: triton.get_model_metadata("nope"), p, 404, "NOT_FOUND", "unknown model")
+    wrong = _input(triton, "image", np.zeros((1, 32, 32), np.uint8), "UINT8")
+    _expect_error(lambda: triton.infer("fashion-cnn", [wrong]), p, 400, "INVALID_ARGUMENT", "[N, 28, 28]")
+    not_png = _input(triton, "image", np.array([b"not an image"], dtype=object), "BYTES")
+    _expect_error(lambda: triton.infer("fashion-cnn", [not_png]), p, 400, "INVALID_ARGUMENT", "not a PNG or JPEG")
+    blank = _input(triton, "text", np.array([b"  "], dtype=object), "BYTES")
+    _expect_error(lambda: triton.infer("review-textcnn", [blank]), p, 400, "INVALID_ARGUMENT", "blank")
+    misnamed = _input(triton, "sentence", np.array([b"fine"], dtype=object), "BYTES")
+    _expect_error(lambda: triton.infer("review-textcnn", [misnamed]), p, 400, "INVALID_ARGUMENT", "takes inputs ['text']")
+    floats = _input(triton, "text", np.zeros(2, np.float32), "FP32")
+    _expect_error(lambda: triton.infer("review-textcnn", [floats]), p, 400, "INVALID_ARGUMENT", "BYTES tensor")
+
+
+def test_rest_json_without_binary_and_error_bodies(server):
+    doc = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["lovely"]}], "id": "r1"}
+    r = httpx.post(f"{server.url}/v2/models/review-textcnn/infer", json=doc)
+    assert r.status_code == 200 and r.json()["id"] == "r1"
+    assert {o["name"] for o in r.json()["outputs"]} == {"probabilities", "label"}
+    bad = httpx.post(f"{server.url}/v2/models/review-textcnn/infer", content=b"{nope", headers={"content-type": "application/json"})
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]
+    short = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [3], "data": ["a"]}]}
+    r = httpx.post(f"{server.url}/v2/models/review-textcnn/infer", json=short)
+    assert r.status_code == 400 and "needs 3 values, got 1" in r.json()["error"]
+    assert httpx.get(f"{server.url}/v2/models/nope").status_code == 404
+
+
+def test_grpc_health_and_reflection(server):
+    async def check():
+        async with grpc.aio.insecure_channel(server.grpc_target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            status = await health.Check(health_pb2.HealthCheckRequest(service="inference.GRPCInferenceService"))
+            assert status.status == health_pb2.HealthCheckResponse.SERVING
+            from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+            async for response in responses:
+                names = {s.name for s in response.list_services_response.service}
+                assert "inference.GRPCInferenceService" in names and "grpc.health.v1.Health" in names
+                break
+
+    asyncio.run(check())
+
+
+def test_grpc_and_http_requests_share_batches(server):
+    """A typed HTTP request sent while gRPC requests are in flight lands in one batch with them."""
+    texts = np.array([b"a film"], dtype=object)
+
+    async def run() -> int:
+        client = triton_grpc_aio.InferenceServerClient(server.grpc_target)
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            best = 1
+            for _ in range(5):
+                inp = triton_grpc.InferInput("text", [1], "BYTES")
+                inp.set_data_from_numpy(texts)
+                grpc_calls = [asyncio.create_task(client.infer("review-textcnn", [inp])) for _ in range(40)]
+                await asyncio.sleep(0)
+                r = await http.post("/classify_text", json={"text": "a film", "tier": "small"})
+                await asyncio.gather(*grpc_calls)
+                best = max(best, r.json()["batch_size"])
+                if best > 1:
+                    break
+        await client.close()
+        return best
+
+    assert asyncio.run(run()) > 1
