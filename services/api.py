@@ -9,9 +9,7 @@ import asyncio
 import os
 from pathlib import Path
 
-import aiohttp
 import bentoml
-import numpy as np
 from pydantic import Field
 from starlette.responses import JSONResponse
 from typing_extensions import Annotated
@@ -20,6 +18,7 @@ from services.demand_runner import DemandRunner
 from services.image_runner import ImageRunner
 from services.text_runner import TextLargeRunner, TextSmallRunner
 from tiffin.guard import RequestGuard, Rule
+from tiffin.remote import ask
 from tiffin.image import InvalidImage, decode_image
 from tiffin.oip import grpc_server
 from tiffin.oip.models import Registry
@@ -34,20 +33,6 @@ CASCADE_THRESHOLD = float(os.environ.get("TIFFIN_CASCADE_THRESHOLD", 0.8))
 GRPC_HOST = os.environ.get("TIFFIN_GRPC_HOST", "0.0.0.0")
 GRPC_PORT = int(os.environ.get("TIFFIN_GRPC_PORT", 3001))
 OIP_APP = build_app()
-
-
-async def ask(method, batch: list | np.ndarray) -> dict:
-    """Send one item to a runner and return its answer.
-
-    BentoML keeps connections to runners alive longer (aiohttp, 15 s) than the runner's
-    server does (uvicorn, 5 s), so a request can land on a connection the runner is just
-    closing. Inference is idempotent: one retry on a reset connection is safe.
-    """
-    try:
-        [answer] = await method(batch)
-    except aiohttp.ClientConnectionError:
-        [answer] = await method(batch)
-    return answer
 
 
 def top(answer: dict) -> str:
@@ -91,7 +76,7 @@ class Tiffin:
             pixels = await asyncio.to_thread(decode_image, image.read_bytes())
         except InvalidImage as exc:
             return bad_input(str(exc))
-        answer = await ask(self.image_runner.to_async.classify, pixels[None])
+        [answer] = await ask(self.image_runner.to_async.classify, pixels[None])
         return ImageResult(label=top(answer), **answer)
 
     @bentoml.api(route="/classify_text", input_spec=TextRequest)
@@ -100,10 +85,10 @@ class Tiffin:
         if not text.strip():
             return bad_input("text is blank; send a review snippet with some words in it")
         runner = self.text_large if tier == "large" else self.text_small
-        answer = await ask(runner.to_async.classify, [text])
+        [answer] = await ask(runner.to_async.classify, [text])
         answered = "large" if tier == "large" else "small"
         if tier == "auto" and answer["probabilities"][top(answer)] < CASCADE_THRESHOLD:
-            answer = await ask(self.text_large.to_async.classify, [text])
+            [answer] = await ask(self.text_large.to_async.classify, [text])
             answered = "large"
         label = top(answer)
         return TextResult(label=label, probability=answer["probabilities"][label], model=answer["model"],
@@ -112,7 +97,7 @@ class Tiffin:
     @bentoml.api(route="/predict_demand", input_spec=DemandFeatures)
     async def predict_demand(self, **features) -> DemandResult:
         """Predict how many bikes will be rented in one hour of the given calendar and weather."""
-        answer = await ask(self.demand_runner.to_async.predict, [features])
+        [answer] = await ask(self.demand_runner.to_async.predict, [features])
         return DemandResult(**answer)
 
 

@@ -195,3 +195,33 @@ def test_grpc_and_http_requests_share_batches(server):
         return best
 
     assert asyncio.run(run()) > 1
+
+
+def test_sustained_concurrency_has_no_errors(server):
+    """400 gRPC requests, 32 at a time: BentoML refreshes its runner session every 100
+    requests, which used to kill requests in flight (see tiffin/remote.py)."""
+
+    async def run() -> list[bool]:
+        client = triton_grpc_aio.InferenceServerClient(server.grpc_target)
+        sem = asyncio.Semaphore(32)
+        x = datasets.fashion_mnist().x_test[:1]
+
+        async def one() -> bool:
+            async with sem:
+                inp = triton_grpc.InferInput("image", [1, 28, 28], "UINT8")
+                inp.set_data_from_numpy(x)
+                try:
+                    await client.infer("fashion-cnn", [inp])
+                    return True
+                except InferenceServerException:
+                    return False
+
+        results = await asyncio.gather(*(one() for _ in range(400)))
+        await client.close()
+        return results
+
+    retries_before = server.logs().count("retrying once")
+    results = asyncio.run(run())
+    assert all(results), f"{results.count(False)} of {len(results)} failed"
+    # none even needed the one retry that tiffin.remote.ask allows
+    assert server.logs().count("retrying once") == retries_before

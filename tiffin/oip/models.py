@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from tiffin import image, store
 from tiffin.schemas import DemandFeatures, TextRequest
 from tiffin.demand import FEATURES
+from tiffin.remote import ask
 
 MAX_ITEMS = 256  # per request; larger batches should be split by the client
 
@@ -69,7 +70,7 @@ class OIPModel:
         if len(batch) > MAX_ITEMS:
             raise OIPError(f"{len(batch)} items in one request; at most {MAX_ITEMS}")
         runner = getattr(service, self.runner)
-        answers = await getattr(runner.to_async, self.method)(batch)
+        answers = await ask(getattr(runner.to_async, self.method), batch)
         out = _outputs(answers)
         return {k: v for k, v in out.items() if not wanted or k in wanted}
 

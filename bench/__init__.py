@@ -1,0 +1,1 @@
+"""`make bench`: throughput and latency measured side by side in one run."""

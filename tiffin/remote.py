@@ -1,0 +1,65 @@
+"""Calling runner services from the API service, robustly.
+
+BentoML 1.4.39's client to dependent services (`SessionManager` in
+`_bentoml_impl.client.proxy2`) replaces its aiohttp session every 100 requests and
+closes the old one at once, which kills every request still in flight on it
+("Server disconnected"): under 16+ concurrent requests a few percent fail. We keep the
+refresh but close the old session only after the client timeout, when nothing can still
+be using it. Remove this once BentoML closes sessions gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import logging
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+
+log = logging.getLogger("tiffin")
+
+
+def _patch_session_refresh() -> None:
+    try:
+        from _bentoml_impl.client import proxy2
+    except ImportError:
+        return
+    manager = getattr(proxy2, "SessionManager", None)
+    if manager is None or getattr(manager, "_tiffin_graceful", False):
+        return
+    if not all(hasattr(manager, name) for name in ("get_session", "_should_refresh", "_make_client")):
+        log.warning("BentoML's SessionManager changed; not patching its session refresh")
+        return
+
+    async def get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._should_refresh():
+            old = self._session
+            self._session = self._make_client()
+            self._created_at = time.monotonic()
+            self._request_count = 0
+            if old is not None:
+                grace = (self._timeout.total or 60) + 1
+                asyncio.get_running_loop().call_later(grace, lambda: asyncio.ensure_future(old.close()))
+        self._request_count += 1
+        return self._session
+
+    manager.get_session = get_session
+    manager._tiffin_graceful = True
+
+
+_patch_session_refresh()
+
+
+async def ask(method: Callable[[Any], Awaitable[list[dict]]], batch: Any) -> list[dict]:
+    """Send a batch to a runner method and return its answers.
+
+    The runner's server (uvicorn) drops idle connections after 5 s while the client
+    (aiohttp) reuses them for 15 s, so a request can land on a connection just being
+    closed. Inference is idempotent: one retry on a reset connection is safe.
+    """
+    try:
+        return await method(batch)
+    except aiohttp.ClientConnectionError as exc:
+        log.warning("runner connection reset (%s); retrying once", exc)
+        return await method(batch)
