@@ -23,12 +23,12 @@ from tiffin.image import InvalidImage, decode_image
 from tiffin.oip import grpc_server
 from tiffin.oip.models import Registry
 from tiffin.oip.rest import V2Root, build_app
+from tiffin import text as text_defaults
 from tiffin.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
 MAX_IMAGE_BYTES = int(os.environ.get("TIFFIN_MAX_IMAGE_BYTES", 8 * 1024 * 1024))
 MAX_JSON_BYTES = int(os.environ.get("TIFFIN_MAX_JSON_BYTES", 64 * 1024))
-# In tier "auto" the small model answers alone when it is at least this sure.
-CASCADE_THRESHOLD = float(os.environ.get("TIFFIN_CASCADE_THRESHOLD", 0.8))
+CASCADE_THRESHOLD = float(os.environ.get("TIFFIN_CASCADE_THRESHOLD", text_defaults.CASCADE_THRESHOLD))
 # The Open Inference Protocol over gRPC listens beside the HTTP port.
 GRPC_HOST = os.environ.get("TIFFIN_GRPC_HOST", "0.0.0.0")
 GRPC_PORT = int(os.environ.get("TIFFIN_GRPC_PORT", 3001))

@@ -15,6 +15,8 @@ from torch import nn
 
 LABELS = ["rotten", "fresh"]
 MAX_TEXT_CHARS = 5000
+# Tier "auto": the small model answers alone when it is at least this sure, else the large one.
+CASCADE_THRESHOLD = 0.8
 PAD, UNK = "<pad>", "<unk>"
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]")
 

@@ -10,6 +10,7 @@ import torch
 
 from tiffin import datasets, image, predictors, store
 from tiffin.predictors import EXAMPLE_DEMAND_ROW
+from tiffin.text import CASCADE_THRESHOLD
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +92,7 @@ def test_auto_tier_escalates_only_when_small_is_unsure(client):
         r = client.post("/classify_text", json={"text": text, "tier": "auto"})
         assert r.status_code == 200, r.text
         body = r.json()
-        assert body["tier"] == ("small" if probs.max() >= 0.8 else "large")
+        assert body["tier"] == ("small" if probs.max() >= CASCADE_THRESHOLD else "large")
 
 
 def test_demand_prediction_matches_model_and_data(client):

@@ -84,6 +84,15 @@ def test_image_as_uint8_pixels_matches_the_model(triton):
     assert version == _version(store.IMAGE)
 
 
+def test_image_as_fp16_intensities(triton):
+    x = datasets.fashion_mnist().x_test[:4]
+    as_fp16 = (x / 255).astype(np.float16)
+    result = triton.infer("fashion-cnn", [_input(triton, "image", as_fp16, "FP16")])
+    _, local = predictors.load(store.IMAGE, torch.device("cpu"))
+    # fp16 holds every k/255 closely enough to round back to the same pixel
+    np.testing.assert_allclose(result.as_numpy("probabilities"), local(x), atol=1e-5)
+
+
 def test_image_as_encoded_bytes(triton):
     png = open("services/examples/ankle-boot.png", "rb").read()
     result = triton.infer("fashion-cnn", [_input(triton, "image", np.array([png], dtype=object), "BYTES")],
@@ -132,6 +141,8 @@ def test_errors_map_to_protocol_codes(triton):
     _expect_error(lambda: triton.get_model_metadata("nope"), p, 404, "NOT_FOUND", "unknown model")
     wrong = _input(triton, "image", np.zeros((1, 32, 32), np.uint8), "UINT8")
     _expect_error(lambda: triton.infer("fashion-cnn", [wrong]), p, 400, "INVALID_ARGUMENT", "[N, 28, 28]")
+    too_bright = _input(triton, "image", np.full((1, 28, 28), 2.0, np.float16), "FP16")
+    _expect_error(lambda: triton.infer("fashion-cnn", [too_bright]), p, 400, "INVALID_ARGUMENT", "in 0..1")
     not_png = _input(triton, "image", np.array([b"not an image"], dtype=object), "BYTES")
     _expect_error(lambda: triton.infer("fashion-cnn", [not_png]), p, 400, "INVALID_ARGUMENT", "not a PNG or JPEG")
     blank = _input(triton, "text", np.array([b"  "], dtype=object), "BYTES")

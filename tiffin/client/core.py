@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 
 from tiffin.predictors import EXAMPLE_DEMAND_ROW
-from tiffin.text import LABELS
+from tiffin import store
+from tiffin.text import CASCADE_THRESHOLD, LABELS
 
-TEXT_MODELS = {"small": "review-textcnn", "large": "review-minilm"}
-CASCADE_THRESHOLD = 0.8
+TEXT_MODELS = {"small": store.TEXT_SMALL.name, "large": store.TEXT_LARGE.name}
 
 
 @dataclass
@@ -112,7 +112,7 @@ class AsyncClient:
 
             from tiffin.image import CLASSES
 
-            return self._classified(await self._infer("fashion-cnn", {"image": np.array([data], dtype=object)}), CLASSES)
+            return self._classified(await self._infer(store.IMAGE.name, {"image": np.array([data], dtype=object)}), CLASSES)
         body = await self._post("/classify_image", files={"image": ("image", data)})
         return Prediction(model=body["model"], label=body["label"], probability=body["probabilities"][body["label"]],
                           probabilities=body["probabilities"])
@@ -141,10 +141,10 @@ class AsyncClient:
 
             from tiffin.oip.models import MODELS
 
-            dtypes = {t.name: t.datatype for t in MODELS["bikeshare-mlp"].inputs}
+            dtypes = {t.name: t.datatype for t in MODELS[store.DEMAND.name].inputs}
             inputs = {k: (np.array([str(v).encode()], dtype=object) if dtypes[k] == "BYTES"
                           else np.array([v], dtype=np.int64 if dtypes[k] == "INT64" else np.float32)) for k, v in row.items()}
-            out = await self._infer("bikeshare-mlp", inputs)
+            out = await self._infer(store.DEMAND.name, inputs)
             return Prediction(model=out["model"], bikers=float(out["bikers"][0]))
         body = await self._post("/predict_demand", json=row)
         return Prediction(model=body["model"], bikers=body["bikers"])

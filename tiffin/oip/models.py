@@ -95,16 +95,21 @@ def _items(array: np.ndarray, name: str) -> np.ndarray:
 
 def _prepare_image(inputs: dict[str, np.ndarray]) -> np.ndarray:
     x = inputs["image"]
-    if x.dtype == np.uint8:
+    if x.dtype in (np.uint8, np.float16, np.float32):
         if x.ndim != 3 or x.shape[1:] != (image.SIDE, image.SIDE):
-            raise OIPError(f"UINT8 input image must have shape [N, {image.SIDE}, {image.SIDE}], got {list(x.shape)}")
-        return np.ascontiguousarray(x)
+            raise OIPError(f"input image must have shape [N, {image.SIDE}, {image.SIDE}], got {list(x.shape)}")
+        if x.dtype == np.uint8:
+            return np.ascontiguousarray(x)
+        # FP16/FP32 pixels are intensities in 0..1 (what a client that normalised already holds).
+        if not np.isfinite(x).all() or x.min(initial=0) < 0 or x.max(initial=0) > 1:
+            raise OIPError("FP16/FP32 input image must hold finite intensities in 0..1")
+        return np.rint(x.astype(np.float32) * 255).astype(np.uint8)
     if x.dtype == np.object_:
         try:
             return np.stack([image.decode_image(bytes(b)) for b in _items(x, "image")]) if x.size else np.zeros((0, 28, 28), np.uint8)
         except image.InvalidImage as exc:
             raise OIPError(str(exc)) from None
-    raise OIPError("input image must be UINT8 pixels [N, 28, 28] or BYTES [N] holding PNG/JPEG files")
+    raise OIPError("input image must be UINT8 pixels [N, 28, 28] (or FP16/FP32 in 0..1), or BYTES [N] holding PNG/JPEG files")
 
 
 def _prepare_text(inputs: dict[str, np.ndarray]) -> list[str]:
