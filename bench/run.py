@@ -6,6 +6,7 @@
 3. tiffin served by `bentoml serve`, one 28x28 image per request, over the typed HTTP
    endpoint (PNG upload), the OIP REST endpoint (binary UINT8 tensor) and OIP gRPC (raw
    UINT8 tensor), at each concurrency;
+4. the image runner served alone, through its hot path (raw bytes, in-process batcher);
 
 and prints req/s, p50/p99, errors, mean requests per batch, server CPU, and the ratios.
 Writes build/bench/results.json and build/bench/throughput.png.
@@ -168,6 +169,25 @@ async def bench_tiffin(server, concurrencies, seconds) -> list[dict]:
     return rows
 
 
+async def bench_hotpath(server, concurrencies, seconds) -> list[dict]:
+    import aiohttp
+
+    from tiffin import datasets
+
+    raw = datasets.fashion_mnist().x_test[0].tobytes()
+    rows = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        async def hot():
+            async with session.post(server.url + "/fast/classify", data=raw,
+                                    headers={"Content-Type": "application/octet-stream"}) as r:
+                await r.read()
+                return r.status == 200
+
+        for c in concurrencies:
+            rows.append(await _run_point("hot-path", hot, c, seconds, server.proc.pid))
+    return rows
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -213,6 +233,9 @@ def main() -> None:
     echo = asyncio.run(bench_echo(concurrencies, args.seconds))
     with Server(ready_timeout=240) as server:
         served = asyncio.run(bench_tiffin(server, concurrencies, args.seconds))
+    # The image bento on its own, with its lean route (services/image_runner.py).
+    with Server("services.image_runner:ImageRunner", ready_timeout=240) as server:
+        served += asyncio.run(bench_hotpath(server, concurrencies, args.seconds))
 
     table = Table(title="raw model: the limit")
     for col in ("batch", "items/s", "ms/batch"):

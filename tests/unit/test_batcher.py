@@ -1,0 +1,100 @@
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tiffin.batcher import Batcher, Overloaded
+
+
+def _double(batch: np.ndarray) -> np.ndarray:
+    time.sleep(0.01)  # a model that takes a while, so requests pile up behind it
+    return batch * 2
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_rows():
+    batcher = Batcher(_double, max_batch=16)
+
+    async def run():
+        return await asyncio.gather(*(batcher.submit(np.array([i])) for i in range(64)))
+
+    results = asyncio.run(run())
+    batcher.close()
+    assert [int(out[0]) for out, _ in results] == [2 * i for i in range(64)]
+    sizes = [size for _, size in results]
+    assert max(sizes) > 1 and max(sizes) <= 16
+    assert batcher.items == 64 and batcher.batches < 64
+
+
+def test_lone_request_is_not_held_back():
+    batcher = Batcher(lambda b: b, max_batch=64)
+
+    async def run():
+        start = time.perf_counter()
+        out, size = await batcher.submit(np.zeros(1))
+        return time.perf_counter() - start, size
+
+    elapsed, size = asyncio.run(run())
+    batcher.close()
+    assert size == 1 and elapsed < 0.05
+
+
+def test_full_queue_refuses_with_retry_after():
+    gate = threading.Event()
+    batcher = Batcher(lambda b: (gate.wait(5), b)[1], max_batch=1, max_queue=4)
+
+    async def run():
+        tasks = [asyncio.ensure_future(batcher.submit(np.zeros(1)))]
+        await asyncio.sleep(0.05)  # the model thread holds the first ...
+        tasks += [asyncio.ensure_future(batcher.submit(np.zeros(1))) for _ in range(4)]
+        await asyncio.sleep(0.05)  # ... and four more fill the queue
+        with pytest.raises(Overloaded) as err:
+            await batcher.submit(np.zeros(1))
+        gate.set()
+        await asyncio.gather(*tasks)
+        return err.value
+
+    err = asyncio.run(run())
+    batcher.close()
+    assert err.retry_after >= 1 and "queued" in str(err)
+
+
+def test_requests_past_their_deadline_are_refused_not_run():
+    gate = threading.Event()
+    batcher = Batcher(lambda b: (gate.wait(5), b)[1], max_batch=1, deadline_s=0.05)
+
+    async def run():
+        first = asyncio.ensure_future(batcher.submit(np.zeros(1)))
+        await asyncio.sleep(0.02)
+        late = asyncio.ensure_future(batcher.submit(np.ones(1)))
+        await asyncio.sleep(0.1)
+        gate.set()
+        await first
+        with pytest.raises(Overloaded, match="deadline"):
+            await late
+
+    asyncio.run(run())
+    batcher.close()
+    assert batcher.items == 1
+
+
+def test_a_failing_batch_fails_its_requests_and_the_batcher_goes_on():
+    calls = []
+
+    def flaky(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return batch
+
+    batcher = Batcher(flaky, max_batch=1)
+
+    async def run():
+        with pytest.raises(RuntimeError, match="boom"):
+            await batcher.submit(np.zeros(1))
+        return await batcher.submit(np.ones(1))
+
+    out, _ = asyncio.run(run())
+    batcher.close()
+    assert out[0] == 1
