@@ -29,7 +29,6 @@ class ImagePredictor(Predictor):
     def __init__(self, model_dir: Path, config: dict[str, Any], device: torch.device):
         self.config, self.device = config, device
         self.model = store.load_weights(image.FashionCNN(config["channels"], config["hidden"], len(config["classes"])), model_dir, device)
-        self.classes: list[str] = config["classes"]
 
     @torch.inference_mode()
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
@@ -102,9 +101,14 @@ PREDICTORS: dict[str, type[Predictor]] = {
 }
 
 
-def load(spec_or_tag: store.ModelSpec | str, device: torch.device | None = None) -> tuple[store.Loaded, Predictor]:
-    """Open a model from the store and build its predictor (warmed up)."""
-    loaded = store.open_model(spec_or_tag)
-    predictor = PREDICTORS[loaded.config["arch"]](loaded.path, loaded.config, device or store.pick_device())
+def build(model_dir: Path, config: dict[str, Any], device: torch.device) -> Predictor:
+    """The predictor for a model-store directory, warmed up."""
+    predictor = PREDICTORS[config["arch"]](Path(model_dir), config, device)
     predictor.warmup()
-    return loaded, predictor
+    return predictor
+
+
+def load(spec_or_tag: store.ModelSpec | str, device: torch.device | None = None) -> tuple[store.Loaded, Predictor]:
+    """Open a model from the store and build its predictor."""
+    loaded = store.open_model(spec_or_tag)
+    return loaded, build(loaded.path, loaded.config, device or store.pick_device())

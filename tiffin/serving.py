@@ -24,8 +24,7 @@ class ModelRunner:
         self.tag = str(stored.tag)
         config = json.loads((Path(stored.path) / store.CONFIG).read_text())
         self.device = store.pick_device()
-        self.predictor = predictors.PREDICTORS[config["arch"]](Path(stored.path), config, self.device)
-        self.predictor.warmup()
+        self.predictor = predictors.build(Path(stored.path), config, self.device)
         self._ready = True
         log.info("loaded %s on %s in %.2f s", self.tag, self.device, time.perf_counter() - start)
 

@@ -24,7 +24,7 @@ CASES = [
     ("truncated-image", dict(files={"image": ("a.png", NOISE.getvalue()[: len(NOISE.getvalue()) // 2], "image/png")}), "/classify_image", 400, "truncated"),
     ("empty-image", dict(files={"image": ("a.png", b"", "image/png")}), "/classify_image", 400, "empty"),
     ("wrong-field", dict(files={"picture": ("a.png", PNG, "image/png")}), "/classify_image", 400, "unexpected form field(s) picture"),
-    ("no-field", dict(files={"image": ("a.png", PNG, "image/png")}, data={"x": "1"}), "/classify_image", 400, "unexpected form field(s) x"),
+    ("extra-field", dict(files={"image": ("a.png", PNG, "image/png")}, data={"x": "1"}), "/classify_image", 400, "unexpected form field(s) x"),
     ("json-to-image", dict(json={"image": "abc"}), "/classify_image", 415, "takes multipart/form-data"),
     ("image-too-big", dict(files={"image": ("a.png", b"\0" * (9 * 1024 * 1024), "image/png")}), "/classify_image", 413, "at most"),
     ("empty-text", dict(json={"text": ""}), "/classify_text", 400, "at least 1 character"),
