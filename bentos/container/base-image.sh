@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Make the local base image for tiffin's CPU container from Debian packages, for machines
+# that cannot pull from a container registry. It trusts the host's extra CA certificates
+# (/usr/local/share/ca-certificates), so pip and uv work inside image builds behind a
+# TLS-inspecting proxy. Needs root, debootstrap and podman. Does nothing if the image exists.
+set -euo pipefail
+IMAGE=${IMAGE:-localhost/tiffin-base:bookworm}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+if podman image exists "$IMAGE"; then
+    echo "$IMAGE exists"
+    exit 0
+fi
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+debootstrap --variant=minbase --include=python3,python3-pip,python3-venv,ca-certificates bookworm "$root" "$MIRROR"
+cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
+chroot "$root" update-ca-certificates
+# The bento's build installs into its own virtual environment; pip may also touch the
+# system Python while bootstrapping uv.
+rm -f "$root"/usr/lib/python3.*/EXTERNALLY-MANAGED
+ln -sf /usr/bin/python3 "$root/usr/local/bin/python"
+chroot "$root" apt-get clean
+rm -rf "$root"/var/lib/apt/lists/*
+# uv ships its own CA roots unless told to use the system's.
+tar -C "$root" -c . | podman import \
+    --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
+    --change 'ENV UV_NATIVE_TLS=true' \
+    --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
+    --change 'ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt' \
+    - "$IMAGE"
+echo "made $IMAGE"

@@ -1,0 +1,109 @@
+"""A real CPU container: built with `make containerize` (podman, local Debian base, no
+registry), run bound to 127.0.0.1, called on all three endpoints over HTTP and gRPC, and
+stopped. Prints image size, build time and start->ready time."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+from tests.serving import free_port
+from tiffin.predictors import EXAMPLE_DEMAND_ROW
+
+IMAGE = "localhost/tiffin-cpu:test"
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CONTAINERS_CONF": str(ROOT / "build/containers.conf")}
+    return subprocess.run(["podman", *args], env=env, capture_output=True, text=True, check=check)
+
+
+@pytest.fixture(scope="module")
+def image(model_store) -> str:
+    if shutil.which("podman") is None and os.environ.get("CI") != "true" and os.geteuid() != 0:
+        pytest.skip("no podman and not root to install it: `make containerize` needs both")
+    start = time.perf_counter()
+    subprocess.run(["make", "-s", "containerize", f"CONTAINER_IMAGE={IMAGE}"], cwd=ROOT, check=True,
+                   env={**os.environ, "BENTOML_HOME": str(model_store)})
+    build_s = time.perf_counter() - start
+    size = int(podman("image", "inspect", IMAGE, "--format", "{{.Size}}").stdout.strip())
+    print(f"\ncontainer {IMAGE}: built in {build_s:.0f} s, {size / 1e9:.2f} GB")
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def container(image):
+    http, grpc = free_port(), free_port()
+    name = f"tiffin-test-{http}"
+    # PORT is the serverless platforms' convention; the bento's entrypoint honours it.
+    podman("run", "-d", "--name", name, "-e", "PORT=8080", "-p", f"127.0.0.1:{http}:8080",
+           "-p", f"127.0.0.1:{grpc}:3001", image)
+    start = time.perf_counter()
+    url = f"http://127.0.0.1:{http}"
+    try:
+        while time.perf_counter() - start < 180:
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        else:
+            pytest.fail("container not ready in 180 s:\n" + podman("logs", name, check=False).stdout[-3000:])
+        print(f"\ncontainer start -> ready: {time.perf_counter() - start:.1f} s")
+        yield {"name": name, "url": url, "grpc": f"127.0.0.1:{grpc}"}
+    finally:
+        podman("rm", "-f", name, check=False)
+
+
+def test_all_three_endpoints_answer(container):
+    url = container["url"]
+    with open(ROOT / "services/examples/ankle-boot.png", "rb") as fh:
+        r = httpx.post(url + "/classify_image", files={"image": fh}, timeout=30)
+    assert r.status_code == 200 and r.json()["label"] == "Ankle boot"
+    r = httpx.post(url + "/classify_text", json={"text": "A delight.", "tier": "large"}, timeout=30)
+    assert r.status_code == 200 and r.json()["model"].startswith("review-minilm:")
+    r = httpx.post(url + "/predict_demand", json=EXAMPLE_DEMAND_ROW, timeout=30)
+    assert r.status_code == 200 and r.json()["bikers"] >= 0
+    assert httpx.post(url + "/predict_demand", json={"hr": 99}, timeout=30).status_code == 400
+    assert httpx.get(url + "/livez").status_code == 200
+
+
+def test_grpc_answers_in_the_container(container):
+    import tritonclient.grpc as triton
+
+    client = triton.InferenceServerClient(container["grpc"])
+    assert client.is_server_ready() and client.is_model_ready("fashion-cnn")
+
+
+def test_runs_as_non_root(container):
+    assert podman("exec", container["name"], "id", "-u").stdout.strip() != "0"
+
+
+def test_sigterm_stops_it_cleanly(image):
+    name = f"tiffin-stop-{free_port()}"
+    port = free_port()
+    podman("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:3000", image)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        start = time.perf_counter()
+        podman("stop", "-t", "30", name)  # SIGTERM, then SIGKILL after 30 s
+        stopped_in = time.perf_counter() - start
+        assert podman("inspect", name, "--format", "{{.State.ExitCode}}").stdout.strip() == "0"
+        assert stopped_in < 25, f"took {stopped_in:.1f} s: SIGTERM was not honoured"
+    finally:
+        podman("rm", "-f", name, check=False)
