@@ -79,7 +79,7 @@ $(TORCH_WHEEL): | install
 
 containerize: install base-image $(TORCH_WHEEL)
 	$(PY) -m tiffin.requirements build/requirements-cpu.txt --torch-wheel $(TORCH_WHEEL)
-	$(BENTOML) build -f bentos/tiffin-cpu.yaml .
+	$(BENTOML) build -f bentos/container/tiffin-cpu.yaml .
 	$(BENTOML) containerize --backend podman tiffin-cpu:latest -t $(CONTAINER_IMAGE)
 
 # BentoCloud: needs `bentoml cloud login` first; deploys the newest tiffin bento.

@@ -22,6 +22,7 @@ from tiffin.remote import ask
 from tiffin.image import InvalidImage, decode_image
 from tiffin.oip.models import Registry
 from tiffin.oip.rest import V2Root, build_app
+from tiffin import logs
 from tiffin import text as text_defaults
 from tiffin.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
@@ -51,6 +52,7 @@ class Tiffin:
     demand_runner = bentoml.depends(DemandRunner)
 
     def __init__(self) -> None:
+        logs.configure()
         self.oip = Registry(self)
         OIP_APP.state.registry = self.oip
         self._grpc = None

@@ -8,7 +8,7 @@ import logging
 import time
 from pathlib import Path
 
-from tiffin import predictors, store
+from tiffin import logs, predictors, store
 
 log = logging.getLogger("tiffin")
 
@@ -19,6 +19,7 @@ class ModelRunner:
     model_ref: object  # bentoml.models.BentoModel; resolves to the stored model on instances
 
     def __init__(self) -> None:
+        logs.configure()
         start = time.perf_counter()
         stored = self.model_ref
         self.tag = str(stored.tag)

@@ -59,3 +59,9 @@ def test_bento_files(built, name):
     pinned = (root / "env/python/requirements.txt").read_text()
     for pin in requirements.pins():
         assert pin in pinned
+
+
+@pytest.mark.parametrize("name, cuda", [("image", True), ("text-large", True), ("text-small", False), ("demand", False)])
+def test_gpu_bentos_build_on_a_cuda_base(built, name, cuda):
+    dockerfile = (Path(built[name].path) / "env/docker/Dockerfile").read_text()
+    assert ("nvidia/cuda" in dockerfile) == cuda

@@ -76,6 +76,17 @@ def test_all_three_endpoints_answer(container):
     assert httpx.get(url + "/livez").status_code == 200
 
 
+def test_logs_are_structured_json(container):
+    import json
+
+    httpx.post(container["url"] + "/classify_text", json={"text": "logged"}, timeout=30)
+    out = podman("logs", container["name"])
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("{")]
+    entries = [json.loads(line) for line in lines]
+    assert any("/classify_text" in e["message"] and e["logger"].startswith("bentoml.access") for e in entries), lines[-5:]
+    assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+
+
 def test_grpc_answers_in_the_container(container):
     import tritonclient.grpc as triton
 
