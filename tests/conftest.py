@@ -28,3 +28,15 @@ def model_store() -> Path:
     subprocess.run([sys.executable, "-m", "train.all", "--quick", "--missing"], cwd=ROOT, check=True,
                    env={**os.environ, "BENTOML_HOME": str(STORE)})
     return STORE
+
+
+# Figures tests measure on the way (build times, image sizes, start-up times), printed
+# at the end of the run so CI logs carry them.
+MEASUREMENTS: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASUREMENTS:
+        terminalreporter.section("measurements")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import MEASUREMENTS, ROOT
 from tests.serving import free_port
 from tiffin.predictors import EXAMPLE_DEMAND_ROW
 
@@ -34,7 +34,7 @@ def image(model_store) -> str:
                    env={**os.environ, "BENTOML_HOME": str(model_store)})
     build_s = time.perf_counter() - start
     size = int(podman("image", "inspect", IMAGE, "--format", "{{.Size}}").stdout.strip())
-    print(f"\ncontainer {IMAGE}: built in {build_s:.0f} s, {size / 1e9:.2f} GB")
+    MEASUREMENTS.append(f"container {IMAGE}: built in {build_s:.0f} s (make containerize), image {size / 1e9:.2f} GB")
     return IMAGE
 
 
@@ -57,7 +57,7 @@ def container(image):
             time.sleep(0.25)
         else:
             pytest.fail("container not ready in 180 s:\n" + podman("logs", name, check=False).stdout[-3000:])
-        print(f"\ncontainer start -> ready: {time.perf_counter() - start:.1f} s")
+        MEASUREMENTS.append(f"container start -> /readyz 200: {time.perf_counter() - start:.1f} s")
         yield {"name": name, "url": url, "grpc": f"127.0.0.1:{grpc}"}
     finally:
         podman("rm", "-f", name, check=False)

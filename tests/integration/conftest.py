@@ -3,6 +3,7 @@ import os
 import bentoml
 import pytest
 
+from tests.conftest import MEASUREMENTS
 from tests.serving import Server
 from tiffin import store
 
@@ -15,6 +16,7 @@ def server(model_store):
     pins = {spec.env: str(bentoml.models.get(f"{spec.name}:latest").tag) for spec in store.ALL}
     os.environ.update(pins)
     with Server(env=pins) as srv:
+        MEASUREMENTS.append(f"bentoml serve services.api:Tiffin start -> /readyz 200: {srv.ready_seconds:.1f} s")
         yield srv
     for name in pins:
         os.environ.pop(name, None)
