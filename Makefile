@@ -62,14 +62,18 @@ build: install
 export CONTAINERS_CONF := $(CURDIR)/build/containers.conf
 TORCH_WHEEL := build/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
 CONTAINER_IMAGE ?= localhost/tiffin-cpu:latest
+# Whichever backend is here: a running Docker engine, else podman, else buildah (which
+# shares podman's image storage). `make container-tools` installs podman when none is.
+CONTAINER_BACKEND ?= $(shell docker info >/dev/null 2>&1 && echo docker || \
+	{ command -v podman >/dev/null && echo podman; } || { command -v buildah >/dev/null && echo buildah; } || echo podman)
 
 container-tools:
-	@command -v podman >/dev/null && command -v debootstrap >/dev/null || { \
+	@{ [ "$(CONTAINER_BACKEND)" != podman ] || command -v podman >/dev/null; } && command -v debootstrap >/dev/null || { \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq podman buildah runc debootstrap; }
 	bash bentos/container/containers-conf.sh $(CONTAINERS_CONF)
 
 base-image: container-tools
-	$(SUDO) env CONTAINERS_CONF=$(CONTAINERS_CONF) bash bentos/container/base-image.sh
+	$(SUDO) env CONTAINERS_CONF=$(CONTAINERS_CONF) ENGINE=$(CONTAINER_BACKEND) bash bentos/container/base-image.sh
 
 # On our machines pip finds the local CPU wheel; elsewhere add
 # --index-url https://download.pytorch.org/whl/cpu to get the CPU build.
@@ -80,7 +84,7 @@ $(TORCH_WHEEL): | install
 containerize: install base-image $(TORCH_WHEEL)
 	$(PY) -m tiffin.requirements build/requirements-cpu.txt --torch-wheel $(TORCH_WHEEL)
 	$(BENTOML) build -f bentos/container/tiffin-cpu.yaml .
-	$(BENTOML) containerize --backend podman tiffin-cpu:latest -t $(CONTAINER_IMAGE)
+	$(BENTOML) containerize --backend $(CONTAINER_BACKEND) tiffin-cpu:latest -t $(CONTAINER_IMAGE)
 
 # BentoCloud: needs `bentoml cloud login` first; deploys the newest tiffin bento.
 BENTO ?= tiffin:latest

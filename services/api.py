@@ -18,7 +18,7 @@ from services.demand_runner import DemandRunner
 from services.image_runner import ImageRunner
 from services.text_runner import TextLargeRunner, TextSmallRunner
 from tiffin.guard import RequestGuard, Rule
-from tiffin.remote import ask
+from tiffin.remote import RunnerBusy, ask
 from tiffin.image import InvalidImage, decode_image
 from tiffin.oip.models import Registry
 from tiffin.oip.rest import V2Root, build_app
@@ -44,6 +44,10 @@ def bad_input(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def busy(exc: RunnerBusy) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
+
+
 @bentoml.service(name="tiffin", workers=1, traffic={"timeout": 60, "max_concurrency": 512})
 class Tiffin:
     image_runner = bentoml.depends(ImageRunner)
@@ -53,7 +57,8 @@ class Tiffin:
 
     def __init__(self) -> None:
         logs.configure()
-        self.oip = Registry(self)
+        self.oip = Registry(self, max_batch={
+            name: min(api.max_batch_size for api in dep.on.apis.values()) for name, dep in Tiffin.dependencies.items()})
         OIP_APP.state.registry = self.oip
         self._grpc = None
 
@@ -82,7 +87,10 @@ class Tiffin:
             pixels = await asyncio.to_thread(decode_image, image.read_bytes())
         except InvalidImage as exc:
             return bad_input(str(exc))
-        [answer] = await ask(self.image_runner.to_async.classify, pixels[None])
+        try:
+            [answer] = await ask(self.image_runner.to_async.classify, pixels[None])
+        except RunnerBusy as exc:
+            return busy(exc)
         return ImageResult(label=top(answer), **answer)
 
     @bentoml.api(route="/classify_text", input_spec=TextRequest)
@@ -91,11 +99,14 @@ class Tiffin:
         if not text.strip():
             return bad_input("text is blank; send a review snippet with some words in it")
         runner = self.text_large if tier == "large" else self.text_small
-        [answer] = await ask(runner.to_async.classify, [text])
         answered = "large" if tier == "large" else "small"
-        if tier == "auto" and answer["probabilities"][top(answer)] < CASCADE_THRESHOLD:
-            [answer] = await ask(self.text_large.to_async.classify, [text])
-            answered = "large"
+        try:
+            [answer] = await ask(runner.to_async.classify, [text])
+            if tier == "auto" and answer["probabilities"][top(answer)] < CASCADE_THRESHOLD:
+                [answer] = await ask(self.text_large.to_async.classify, [text])
+                answered = "large"
+        except RunnerBusy as exc:
+            return busy(exc)
         label = top(answer)
         return TextResult(label=label, probability=answer["probabilities"][label], model=answer["model"],
                           tier=answered, batch_size=answer["batch_size"])
@@ -103,7 +114,10 @@ class Tiffin:
     @bentoml.api(route="/predict_demand", input_spec=DemandFeatures)
     async def predict_demand(self, **features) -> DemandResult:
         """Predict how many bikes will be rented in one hour of the given calendar and weather."""
-        [answer] = await ask(self.demand_runner.to_async.predict, [features])
+        try:
+            [answer] = await ask(self.demand_runner.to_async.predict, [features])
+        except RunnerBusy as exc:
+            return busy(exc)
         return DemandResult(**answer)
 
 

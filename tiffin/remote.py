@@ -51,6 +51,13 @@ def _patch_session_refresh() -> None:
 _patch_session_refresh()
 
 
+class RunnerBusy(Exception):
+    """A runner shed the call: its queue would have made it wait past max_latency_ms.
+    Front ends answer 503 with Retry-After (gRPC: UNAVAILABLE)."""
+
+    retry_after = 1
+
+
 async def ask(method: Callable[[Any], Awaitable[list[dict]]], batch: Any) -> list[dict]:
     """Send a batch to a runner method and return its answers.
 
@@ -58,8 +65,15 @@ async def ask(method: Callable[[Any], Awaitable[list[dict]]], batch: Any) -> lis
     (aiohttp) reuses them for 15 s, so a request can land on a connection just being
     closed. Inference is idempotent: one retry on a reset connection is safe.
     """
+    from bentoml.exceptions import BentoMLException
+
     try:
-        return await method(batch)
-    except aiohttp.ClientConnectionError as exc:
-        log.warning("runner connection reset (%s); retrying once", exc)
-        return await method(batch)
+        try:
+            return await method(batch)
+        except aiohttp.ClientConnectionError as exc:
+            log.warning("runner connection reset (%s); retrying once", exc)
+            return await method(batch)
+    except BentoMLException as exc:
+        if exc.error_code == 503:
+            raise RunnerBusy("the model is busy: its queue is full; try again shortly") from None
+        raise

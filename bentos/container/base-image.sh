@@ -2,12 +2,16 @@
 # Make the local base image for tiffin's CPU container from Debian packages, for machines
 # that cannot pull from a container registry. It trusts the host's extra CA certificates
 # (/usr/local/share/ca-certificates), so pip and uv work inside image builds behind a
-# TLS-inspecting proxy. Needs root, debootstrap and podman. Does nothing if the image exists.
+# TLS-inspecting proxy. Needs root, debootstrap and podman or docker. Does nothing if the
+# image exists.
 set -euo pipefail
 IMAGE=${IMAGE:-localhost/tiffin-base:bookworm}
+# docker has its own image store; podman and buildah share one, which podman fills.
+ENGINE=${ENGINE:-podman}
+[ "$ENGINE" = buildah ] && ENGINE=podman
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-if podman image exists "$IMAGE"; then
+if "$ENGINE" image inspect "$IMAGE" >/dev/null 2>&1; then
     echo "$IMAGE exists"
     exit 0
 fi
@@ -23,7 +27,7 @@ ln -sf /usr/bin/python3 "$root/usr/local/bin/python"
 chroot "$root" apt-get clean
 rm -rf "$root"/var/lib/apt/lists/*
 # uv ships its own CA roots unless told to use the system's.
-tar -C "$root" -c . | podman import \
+tar -C "$root" -c . | "$ENGINE" import \
     --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
     --change 'ENV UV_NATIVE_TLS=true' \
     --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \

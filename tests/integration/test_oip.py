@@ -238,3 +238,32 @@ def test_sustained_concurrency_has_no_errors(server):
     assert all(results), f"{results.count(False)} of {len(results)} failed"
     # none even needed the one retry that tiffin.remote.ask allows
     assert server.logs().count("retrying once") == retries_before
+
+
+def test_request_larger_than_a_runner_batch_is_split_and_answered(triton):
+    # review-minilm's runner takes at most 32 items a call; 100 arrive in one request
+    texts = datasets.rotten_tomatoes().x_test[:100]
+    batch = np.array([t.encode() for t in texts], dtype=object)
+    result = triton.infer("review-minilm", [_input(triton, "text", batch, "BYTES")])
+    _, local = predictors.load(store.TEXT_LARGE, torch.device("cpu"))
+    np.testing.assert_allclose(result.as_numpy("probabilities"), local(texts), atol=1e-4)
+
+
+def test_work_past_the_runner_bound_is_503_with_retry_after(server):
+    """256 long texts for MiniLM are more than its runner will queue within its 3 s
+    latency bound on this CPU: the answer is 503 + Retry-After (gRPC UNAVAILABLE), not 500."""
+    texts = ["a long and winding review that goes on and on " * 10] * 256
+    doc = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [256], "data": texts}]}
+    r = httpx.post(f"{server.url}/v2/models/review-minilm/infer", json=doc, timeout=120)
+    assert r.status_code in (200, 503), r.text
+    if r.status_code == 503:
+        assert r.headers["retry-after"] == "1" and "busy" in r.json()["error"]
+    client = triton_grpc.InferenceServerClient(server.grpc_target)
+    inp = triton_grpc.InferInput("text", [256], "BYTES")
+    inp.set_data_from_numpy(np.array([t.encode() for t in texts], dtype=object))
+    try:
+        client.infer("review-minilm", [inp], client_timeout=120)
+    except InferenceServerException as exc:
+        assert "UNAVAILABLE" in str(exc.status()) and "busy" in exc.message()
+    # and the service is fine afterwards
+    assert httpx.post(f"{server.url}/classify_text", json={"text": "fine"}, timeout=60).status_code == 200

@@ -65,7 +65,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 except tensors.TensorError as exc:
                     raise OIPError(f"input {t.name}: {exc}") from None
             wanted = [o.name for o in request.outputs] or None
-            outputs = await model.infer(self.registry.service, inputs, wanted)
+            outputs = await self.registry.infer(model, inputs, wanted)
         except OIPError as exc:
             await context.abort(getattr(grpc.StatusCode, exc.grpc), str(exc))
         response = pb.ModelInferResponse(model_name=model.name, model_version=self.registry.version(model.name), id=request.id)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from tiffin import image, store
 from tiffin.schemas import DemandFeatures, TextRequest
 from tiffin.demand import FEATURES
-from tiffin.remote import ask
+from tiffin.remote import RunnerBusy, ask
 
 MAX_ITEMS = 256  # per request; larger batches should be split by the client
 
@@ -57,7 +57,8 @@ class OIPModel:
         return {"name": self.name, "versions": [version], "platform": "pytorch_bentoml",
                 "inputs": [t.as_dict() for t in self.inputs], "outputs": [t.as_dict() for t in self.outputs]}
 
-    async def infer(self, service: Any, inputs: dict[str, np.ndarray], wanted: list[str] | None) -> dict[str, np.ndarray]:
+    async def infer(self, service: Any, inputs: dict[str, np.ndarray], wanted: list[str] | None,
+                    chunk: int = MAX_ITEMS) -> dict[str, np.ndarray]:
         expected = {t.name for t in self.inputs}
         if set(inputs) != expected:
             raise OIPError(f"model {self.name} takes inputs {sorted(expected)}, got {sorted(inputs)}")
@@ -69,8 +70,14 @@ class OIPModel:
             raise OIPError("the request holds no items")
         if len(batch) > MAX_ITEMS:
             raise OIPError(f"{len(batch)} items in one request; at most {MAX_ITEMS}")
-        runner = getattr(service, self.runner)
-        answers = await ask(getattr(runner.to_async, self.method), batch)
+        # A runner refuses a call larger than its max_batch_size: send chunks of at most
+        # that many, together, and let its batcher combine them with other requests.
+        call = getattr(getattr(service, self.runner).to_async, self.method)
+        chunks = [batch[i : i + chunk] for i in range(0, len(batch), chunk)]
+        try:
+            answers = [a for part in await asyncio.gather(*(ask(call, c) for c in chunks)) for a in part]
+        except RunnerBusy as exc:
+            raise OIPError(str(exc), 503, "UNAVAILABLE") from None
         out = _outputs(answers)
         return {k: v for k, v in out.items() if not wanted or k in wanted}
 
@@ -167,8 +174,10 @@ MODELS: dict[str, OIPModel] = {m.name: m for m in [
 class Registry:
     """Looks models up by name (and version) and knows each one's served version."""
 
-    def __init__(self, service: Any):
+    def __init__(self, service: Any, max_batch: dict[str, int] | None = None):
+        """`max_batch`: runner attribute -> the max_batch_size its API accepts per call."""
         self.service = service
+        self.max_batch = max_batch or {}
         self._versions: dict[str, str] = {}
 
     def version(self, name: str) -> str:
@@ -185,6 +194,9 @@ class Registry:
         if version and version != self.version(name):
             raise OIPError(f"model {name} has no version {version!r}; served: {self.version(name)}", 404, "NOT_FOUND")
         return model
+
+    async def infer(self, model: OIPModel, inputs: dict[str, np.ndarray], wanted: list[str] | None) -> dict[str, np.ndarray]:
+        return await model.infer(self.service, inputs, wanted, self.max_batch.get(model.runner, MAX_ITEMS))
 
     async def ready(self, name: str) -> bool:
         runner = getattr(self.service, MODELS[name].runner)

@@ -22,7 +22,8 @@ SERVER = {"name": "tiffin", "version": __version__, "extensions": ["binary_tenso
 
 
 def _error(exc: OIPError) -> JSONResponse:
-    return JSONResponse({"error": str(exc)}, status_code=exc.http)
+    headers = {"Retry-After": "1"} if exc.http == 503 else None
+    return JSONResponse({"error": str(exc)}, status_code=exc.http, headers=headers)
 
 
 def _registry(request: Request) -> Registry:
@@ -123,7 +124,7 @@ async def infer(request: Request) -> Response:
         doc, binary = _parse(await _read_body(request), request.headers.get(HEADER_LENGTH))
         inputs = _decode_inputs(doc, binary)
         wanted = [o.get("name") for o in doc.get("outputs") or []] or None
-        outputs = await model.infer(reg.service, inputs, wanted)
+        outputs = await reg.infer(model, inputs, wanted)
     except OIPError as exc:
         return _error(exc)
     result: dict[str, Any] = {"model_name": model.name, "model_version": reg.version(model.name), "outputs": []}
