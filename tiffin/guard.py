@@ -7,14 +7,12 @@ body is accepted and a non-JSON body can surface as a 500.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
+
+from tiffin.asgi import BodyError, Message, Receive, Send, media_type, read_body, send_json
 
 Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -26,11 +24,8 @@ class Rule:
     form_fields: frozenset[str] = frozenset()
 
 
-async def send_error(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
-    await send({"type": "http.response.body", "body": body})
+async def send_error(send: Send, status: int, message: str) -> None:
+    await send_json(send, status, {"error": message})
 
 
 class RequestGuard:
@@ -42,29 +37,16 @@ class RequestGuard:
         rule = self.rules.get(scope.get("path", "")) if scope["type"] == "http" and scope.get("method") == "POST" else None
         if rule is None:
             return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        media = media_type(scope)
         if media != rule.content_type:
             return await send_error(send, 415, f"{scope['path']} takes {rule.content_type}, got {media or 'no Content-Type'}")
-        declared = headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                return await send_error(send, 400, "Content-Length is not a number")
-            if int(declared) > rule.max_bytes:
-                return await send_error(send, 413, f"body is {declared} bytes; {scope['path']} accepts at most {rule.max_bytes}")
-        # Read the body here, bounded (a chunked body declares no size), then hand it on.
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > rule.max_bytes:
-                return await send_error(send, 413, f"body exceeds {rule.max_bytes} bytes, the limit of {scope['path']}")
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
+        # Read the body here, bounded, then hand it on.
+        try:
+            body = await read_body(scope, receive, rule.max_bytes)
+        except BodyError as exc:
+            return await send_error(send, exc.status, str(exc))
+        if body is None:
+            return
         if rule.form_fields:
             problem = await self._form_problem(scope, body, rule.form_fields)
             if problem:

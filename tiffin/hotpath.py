@@ -11,22 +11,15 @@ checks and error answers match the typed API's.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from tiffin import image
+from tiffin.asgi import BodyError, media_type, read_body
+from tiffin.asgi import send_json as _answer
 from tiffin.batcher import Batcher, Overloaded
 
 MAX_BODY = 8 * 1024 * 1024
 RAW_BYTES = image.SIDE * image.SIDE
-
-
-async def _answer(send, status: int, body: dict, headers: tuple = ()) -> None:
-    data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers]})
-    await send({"type": "http.response.body", "body": data})
 
 
 class HotPath:
@@ -45,23 +38,13 @@ class HotPath:
             return await _answer(send, 404, {"error": "the hot path serves POST .../classify"})
         if scope["method"] != "POST":
             return await _answer(send, 405, {"error": "use POST"})
-        headers = dict(scope["headers"])
-        media = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1").lower()
-        declared = headers.get(b"content-length", b"0")
-        if declared.isdigit() and int(declared) > MAX_BODY:
-            return await _answer(send, 413, {"error": f"body is {int(declared)} bytes; at most {MAX_BODY}"})
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > MAX_BODY:
-                return await _answer(send, 413, {"error": f"body exceeds {MAX_BODY} bytes"})
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
+        try:
+            body = await read_body(scope, receive, MAX_BODY)
+        except BodyError as exc:
+            return await _answer(send, exc.status, {"error": str(exc)})
+        if body is None:
+            return
+        media = media_type(scope)
         if media == "application/octet-stream":
             if len(body) != RAW_BYTES:
                 return await _answer(send, 400, {"error": f"raw pixels must be {RAW_BYTES} bytes (28x28 uint8), got {len(body)}"})

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tiffin import __version__
+from tiffin.asgi import BodyError, read_body
 from tiffin.oip import tensors
 from tiffin.oip.models import OIPError, Registry
 
@@ -63,16 +64,13 @@ async def model_ready(request: Request) -> Response:
 
 
 async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY:
-        raise OIPError(f"body is {declared} bytes; at most {MAX_BODY}", 413)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise OIPError(f"body exceeds {MAX_BODY} bytes", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        body = await read_body(request.scope, request.receive, MAX_BODY)
+    except BodyError as exc:
+        raise OIPError(str(exc), exc.status) from None
+    if body is None:
+        raise OIPError("the client went away", 400)
+    return body
 
 
 def _parse(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
