@@ -111,9 +111,29 @@ def test_sigterm_stops_it_cleanly(image):
             except httpx.HTTPError:
                 pass
             time.sleep(0.25)
+        # a request of about a second (32 MiniLM texts on this CPU) is in flight when
+        # SIGTERM arrives: it must still be answered
+        import threading
+
+        texts = ["a long and winding review that goes on " * 12] * 32
+        doc = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [32], "data": texts}]}
+        in_flight: dict = {}
+
+        def call() -> None:
+            try:
+                in_flight["status"] = httpx.post(f"http://127.0.0.1:{port}/v2/models/review-minilm/infer",
+                                                 json=doc, timeout=60).status_code
+            except httpx.HTTPError as exc:
+                in_flight["status"] = repr(exc)
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        time.sleep(0.15)
         start = time.perf_counter()
         podman("stop", "-t", "30", name)  # SIGTERM, then SIGKILL after 30 s
         stopped_in = time.perf_counter() - start
+        thread.join(60)
+        assert in_flight["status"] == 200, in_flight
         assert podman("inspect", name, "--format", "{{.State.ExitCode}}").stdout.strip() == "0"
         assert stopped_in < 25, f"took {stopped_in:.1f} s: SIGTERM was not honoured"
     finally:
