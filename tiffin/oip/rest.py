@@ -3,6 +3,7 @@ service, with the binary tensor data extension that tritonclient.http uses by de
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -15,7 +16,7 @@ from starlette.routing import Route
 from tiffin import __version__
 from tiffin.asgi import BodyError, read_body
 from tiffin.oip import tensors
-from tiffin.oip.models import OIPError, Registry
+from tiffin.oip.models import OIPError, OIPModel, Registry
 
 MAX_BODY = 16 * 1024 * 1024
 HEADER_LENGTH = "inference-header-content-length"
@@ -44,22 +45,35 @@ async def ready(request: Request) -> Response:
     return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
 
+def _answers_errors(handler):
+    """Turn an OIPError raised anywhere in a handler into its HTTP answer."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except OIPError as exc:
+            return _error(exc)
+
+    return wrapped
+
+
+def _model(request: Request) -> OIPModel:
+    """The model the path names (and, under /versions/{version}, checks the version)."""
+    p = request.path_params
+    return _registry(request).get(p["name"], p.get("version", ""))
+
+
+@_answers_errors
 async def model_metadata(request: Request) -> Response:
-    reg, p = _registry(request), request.path_params
-    try:
-        model = reg.get(p["name"], p.get("version", ""))
-    except OIPError as exc:
-        return _error(exc)
-    return JSONResponse(model.metadata(reg.version(model.name)))
+    model = _model(request)
+    return JSONResponse(model.metadata(_registry(request).version(model.name)))
 
 
+@_answers_errors
 async def model_ready(request: Request) -> Response:
-    reg, p = _registry(request), request.path_params
-    try:
-        model = reg.get(p["name"], p.get("version", ""))
-    except OIPError as exc:
-        return _error(exc)
-    ok = await reg.ready(model.name)
+    model = _model(request)
+    ok = await _registry(request).ready(model.name)
     return JSONResponse({"name": model.name, "ready": ok}, status_code=200 if ok else 503)
 
 
@@ -115,16 +129,13 @@ def _wants_binary(doc: dict[str, Any], name: str) -> bool:
     return bool((doc.get("parameters") or {}).get("binary_data_output", False))
 
 
+@_answers_errors
 async def infer(request: Request) -> Response:
-    reg, p = _registry(request), request.path_params
-    try:
-        model = reg.get(p["name"], p.get("version", ""))
-        doc, binary = _parse(await _read_body(request), request.headers.get(HEADER_LENGTH))
-        inputs = _decode_inputs(doc, binary)
-        wanted = [o.get("name") for o in doc.get("outputs") or []] or None
-        outputs = await reg.infer(model, inputs, wanted)
-    except OIPError as exc:
-        return _error(exc)
+    reg, model = _registry(request), _model(request)
+    doc, binary = _parse(await _read_body(request), request.headers.get(HEADER_LENGTH))
+    inputs = _decode_inputs(doc, binary)
+    wanted = [o.get("name") for o in doc.get("outputs") or []] or None
+    outputs = await reg.infer(model, inputs, wanted)
     result: dict[str, Any] = {"model_name": model.name, "model_version": reg.version(model.name), "outputs": []}
     if "id" in doc:
         result["id"] = doc["id"]
