@@ -46,8 +46,12 @@ def _settle(future: asyncio.Future, value=None, error: BaseException | None = No
 
 class Batcher:
     def __init__(self, fn: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 64, max_wait_ms: float = 0.0,
-                 max_queue: int = 1024, deadline_s: float = 10.0, name: str = "batcher"):
+                 max_queue: int = 1024, deadline_s: float = 10.0, name: str = "batcher",
+                 on_batch: Callable[[int, float, float], None] | None = None):
+        """`on_batch(size, compute_seconds, oldest_wait_seconds)` runs on the model thread
+        after each batch: metrics are counted once per batch, off the event loop."""
         self.fn, self.max_batch, self.max_wait = fn, max_batch, max_wait_ms / 1000
+        self.on_batch = on_batch
         self.max_queue, self.deadline = max_queue, deadline_s
         self._queue: collections.deque[_Entry] = collections.deque()
         self._cv = threading.Condition()
@@ -68,6 +72,10 @@ class Batcher:
             self._queue.append(_Entry(item, future, loop, time.monotonic()))
             self._cv.notify()
         return await future
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
 
     def _retry_after(self) -> float:
         return max(1.0, round(len(self._queue) / self.max_batch * self._batch_seconds, 1))
@@ -104,9 +112,12 @@ class Batcher:
                 else:
                     for i, e in enumerate(live):
                         e.loop.call_soon_threadsafe(_settle, e.future, (out[i], len(live)))
-                self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * (time.perf_counter() - start)
+                seconds = time.perf_counter() - start
+                self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
                 self.batches += 1
                 self.items += len(live)
+                if self.on_batch is not None:
+                    self.on_batch(len(live), seconds, now - live[0].queued_at)
 
     def close(self) -> None:
         with self._cv:

@@ -49,6 +49,9 @@ TEXT_SMALL = ModelSpec("review-textcnn", "TIFFIN_TEXT_SMALL_MODEL", "text", "sen
 TEXT_LARGE = ModelSpec("review-minilm", "TIFFIN_TEXT_LARGE_MODEL", "text", "sentiment", "large")
 DEMAND = ModelSpec("bikeshare-mlp", "TIFFIN_DEMAND_MODEL", "tabular", "regression")
 ALL = (IMAGE, TEXT_SMALL, TEXT_LARGE, DEMAND)
+# Random weights, for `make bench` only (tiffin/benchmodels.py); served via TIFFIN_IMAGE_MODEL.
+BENCH_RESNET50 = ModelSpec("bench-resnet50", "TIFFIN_BENCH_MODEL", "image", "benchmark")
+BENCH_PROBE = ModelSpec("bench-probe", "TIFFIN_BENCH_MODEL", "image", "benchmark")
 
 
 def code_version() -> str:

@@ -1,11 +1,14 @@
-"""The image bento served alone, through its lean route: same answers as the model,
-batches under load, clear 4xx for bad input, and 503 + Retry-After past its bound."""
+"""The image bento served alone, through its lean route on its own listener
+(TIFFIN_FAST_PORT) and mounted on BentoML's port: same answers as the model, batches under
+load, clear 4xx for bad input, 503 + Retry-After only past its bound, metrics per batch."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import re
 
+import aiohttp
 import httpx
 import numpy as np
 import pytest
@@ -25,16 +28,34 @@ def runner(server):  # after the main server fixture, so TIFFIN_*_MODEL pins are
         yield srv
 
 
-def test_raw_pixels_and_png_match_the_model(runner):
+def metric(url: str, line: str) -> float:
+    found = re.search(rf"^{re.escape(line)} ([0-9.e+]+)$", httpx.get(url + "/metrics").text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def closed_loop(url: str, body: bytes, clients: int, each: int) -> list[tuple[int, dict, dict]]:
+    """`clients` connections, each sending `each` requests one after another."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=120)) as http:
+        async def client():
+            out = []
+            for _ in range(each):
+                async with http.post(url, data=body, headers=RAW) as r:
+                    out.append((r.status, dict(r.headers), await r.json()))
+            return out
+        return [answer for answers in await asyncio.gather(*(client() for _ in range(clients))) for answer in answers]
+
+
+def test_both_listeners_answer_like_the_model(runner):
     x = datasets.fashion_mnist().x_test[:6]
     _, local = predictors.load(store.IMAGE, torch.device("cpu"))
     for pixels, expected in zip(x, local(x)):
-        for body, headers in ((pixels.tobytes(), RAW), (image.encode_png(pixels), {"content-type": "image/png"})):
-            r = httpx.post(runner.url + "/fast/classify", content=body, headers=headers)
-            assert r.status_code == 200, r.text
-            got = r.json()
-            np.testing.assert_allclose([got["probabilities"][c] for c in image.CLASSES], expected, atol=1e-5)
-            assert got["model"] == store.IMAGE.tag
+        for url in (runner.fast_url + "/classify", runner.url + "/fast/classify"):
+            for body, headers in ((pixels.tobytes(), RAW), (image.encode_png(pixels), {"content-type": "image/png"})):
+                r = httpx.post(url, content=body, headers=headers)
+                assert r.status_code == 200, r.text
+                got = r.json()
+                np.testing.assert_allclose([got["probabilities"][c] for c in image.CLASSES], expected, atol=1e-5)
+                assert got["model"] == store.IMAGE.tag
 
 
 @pytest.mark.parametrize("body, headers, status, fragment", [
@@ -44,25 +65,46 @@ def test_raw_pixels_and_png_match_the_model(runner):
     (b"\0" * (9 * 1024 * 1024), RAW, 413, "at most"),
 ])
 def test_bad_input(runner, body, headers, status, fragment):
-    r = httpx.post(runner.url + "/fast/classify", content=body, headers=headers, timeout=30)
+    r = httpx.post(runner.fast_url + "/classify", content=body, headers=headers, timeout=30)
     assert r.status_code == status and fragment in r.json()["error"]
+
+
+def test_wrong_route_and_method(runner):
+    assert httpx.post(runner.fast_url + "/predict", content=b"").status_code == 404
+    r = httpx.get(runner.fast_url + "/classify")
+    assert r.status_code == 405 and "POST" in r.json()["error"]
 
 
 def test_burst_past_the_bound_gets_503_with_retry_after_then_recovers(runner):
     raw = datasets.fashion_mnist().x_test[0].tobytes()
-
-    async def burst(n: int) -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=runner.url, timeout=60, limits=httpx.Limits(max_connections=n)) as c:
-            return await asyncio.gather(*(c.post("/fast/classify", content=raw, headers=RAW) for _ in range(n)))
-
-    responses = asyncio.run(burst(64))
-    codes = collections.Counter(r.status_code for r in responses)
+    busy_before = metric(runner.url, 'tiffin_hot_path_requests_total{outcome="busy"}')
+    answers = asyncio.run(closed_loop(runner.fast_url + "/classify", raw, clients=64, each=1))
+    codes = collections.Counter(status for status, _, _ in answers)
     assert set(codes) <= {200, 503} and codes[200] > 0, codes
     assert codes[503] > 0, f"64 concurrent requests should overflow a queue of 8: {codes}"
-    for r in responses:
-        if r.status_code == 503:
-            assert int(r.headers["retry-after"]) >= 1 and "queued" in r.json()["error"]
-    ok = [r.json()["batch_size"] for r in responses if r.status_code == 200]
-    assert max(ok) > 1
+    for status, headers, body in answers:
+        if status == 503:
+            assert int(headers["Retry-After"]) >= 1 and "queued" in body["error"]
+    assert max(body["batch_size"] for status, _, body in answers if status == 200) > 1
+    assert metric(runner.url, 'tiffin_hot_path_requests_total{outcome="busy"}') - busy_before == codes[503]
     # load gone: a lone request is answered at once
-    assert asyncio.run(burst(1))[0].status_code == 200
+    assert httpx.post(runner.fast_url + "/classify", content=raw, headers=RAW).status_code == 200
+
+
+def test_512_clients_queue_and_all_succeed_in_full_batches(server):
+    """Within the default bound (1024 queued), overload queues instead of failing, and the
+    batcher runs full batches; then a lone request is answered alone, at once."""
+    raw = datasets.fashion_mnist().x_test[1].tobytes()
+    with Server("services.image_runner:ImageRunner") as srv:
+        url = srv.fast_url + "/classify"
+        answers = asyncio.run(closed_loop(url, raw, clients=512, each=3))
+        assert collections.Counter(status for status, _, _ in answers) == {200: 1536}
+        sizes = [body["batch_size"] for _, _, body in answers]
+        assert max(sizes) == 64 and np.median(sizes) >= 32, collections.Counter(sizes)
+        # metrics are counted per batch, and add up to the requests answered
+        ok = metric(srv.url, 'tiffin_hot_path_requests_total{outcome="ok"}')
+        batches = metric(srv.url, "tiffin_hot_path_batch_size_count")
+        assert ok == 1536 and metric(srv.url, "tiffin_hot_path_batch_size_sum") == 1536
+        assert batches < 1536 / 16, batches
+        [(status, _, body)] = asyncio.run(closed_loop(url, raw, clients=1, each=1))
+        assert status == 200 and body["batch_size"] == 1

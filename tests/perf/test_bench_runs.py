@@ -1,0 +1,35 @@
+"""`make bench` end to end, shortened: every section runs, every row is measured without
+errors, and the JSON + plot it promises are written. Figures are not asserted here (they
+belong to the benchmark's own report); that the harness works is."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import MEASUREMENTS, ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_runs_every_section(model_store, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "bench.run", "--seconds", "0.5", "--concurrency", "1,64", "--overload", "128",
+                          "--store", str(model_store), "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert (tmp_path / "throughput.png").stat().st_size > 10_000
+    labels = {r["label"] for r in result["served"]}
+    assert {"hot-path probe", "hot-path fashion-cnn", "hot-path fashion-cnn after c=128", "hot-path resnet50", "typed-http",
+            "oip-rest", "oip-grpc", "baseline-seed", "baseline-stock-bentoml"} <= labels
+    assert {r["model"] for r in result["raw_model"]} == {"fashion-cnn", "bench-resnet50"}
+    for row in result["echo"] + result["served"]:
+        assert row["errors"] == 0 and row["requests"] > 0, row
+    for row in result["served"]:
+        if "hot-path" in row["label"] or "stock" in row["label"]:
+            assert row["mean_batch"] >= 1, row
+    assert len(result["goals"]) == 6
+    MEASUREMENTS.extend(f"bench (0.5 s points): {g['what']}: {g['value']}" for g in result["goals"])
