@@ -300,18 +300,17 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from services.image_runner import cpu_threads
+    from services.image_runner import execution_threads
     from tests.serving import Server
     from tiffin import benchmodels, datasets, store
 
     console = Console(width=160)
     fashion, resnet, probe = store.IMAGE.name + ":latest", store.BENCH_RESNET50.name + ":latest", store.BENCH_PROBE.name + ":latest"
-    threads = sorted({os.cpu_count() or 1, cpu_threads()})
+    threads = sorted({os.cpu_count() or 1, execution_threads(store.pick_device())[1]})
     console.print("[bold]raw models[/bold] (in-process)")
     raw = raw_model(fashion, [1, 8, 32, 64, 128, 256], min(args.seconds, 2.0), threads)
     if "resnet" not in skip:
         raw += raw_model(resnet, [1, 8, 32] if "cuda" in raw[0]["device"] else [1, 8], min(args.seconds, 2.0), threads[-1:])
-    limit = {m: max(r["items_per_s"] for r in raw if r["model"] == m) for m in dict.fromkeys(r["model"] for r in raw)}
 
     pixels = datasets.fashion_mnist().x_test[0]
     console.print("[bold]served[/bold]")
@@ -344,6 +343,7 @@ def main() -> None:
         with Server("bench.baselines.stock:StockImage", ready_timeout=240) as server:
             served += asyncio.run(bench_stock(server, concurrencies, args.seconds, pixels))
 
+    limit = {m: max(r["items_per_s"] for r in raw if r["model"] == m) for m in dict.fromkeys(r["model"] for r in raw)}
     table = Table(title="raw models: the limit")
     for col in ("model", "measured", "device", "threads", "batch", "items/s", "ms/batch"):
         table.add_column(col, justify="right")
@@ -385,7 +385,7 @@ def main() -> None:
         console.print(f"{text}: [bold]{value}[/bold]{verdict}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({
-        "cpu_count": os.cpu_count(), "model_threads_served": cpu_threads(), "raw_model": raw, "limit_items_per_s": limit,
+        "cpu_count": os.cpu_count(), "hot_path_threads": execution_threads(store.pick_device()), "raw_model": raw, "limit_items_per_s": limit,
         "echo": echo, "served": served, "goals": [{"what": t, "value": v, "goal": g} for t, v, g in goals]}, indent=1))
     plot(echo + served, out / "throughput.png")
     console.print(f"wrote {out / 'results.json'} and {out / 'throughput.png'}")

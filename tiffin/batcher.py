@@ -1,5 +1,5 @@
-"""An in-process batcher for the hot path: requests from the event loop, one model
-thread that runs whatever has queued as one batch.
+"""An in-process batcher for the hot path: requests from the event loop, model threads
+that each run whatever has queued as one batch.
 
 Continuous batching: while the model runs a batch, new requests queue, and the next
 batch takes everything queued (up to `max_batch`) the moment the model is free, so
@@ -35,21 +35,32 @@ class _Entry:
     queued_at: float
 
 
-def _settle(future: asyncio.Future, value=None, error: BaseException | None = None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
+def _settle(outcomes: list[tuple[asyncio.Future, object, BaseException | None]]) -> None:
+    for future, value, error in outcomes:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+
+def _deliver(entries: list[_Entry], values: list, errors: list) -> None:
+    """Hand results back to the event loops: one wake-up per loop per batch, not per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for e, value, error in zip(entries, values, errors):
+        by_loop.setdefault(e.loop, []).append((e.future, value, error))
+    for loop, outcomes in by_loop.items():
+        loop.call_soon_threadsafe(_settle, outcomes)
 
 
 class Batcher:
     def __init__(self, fn: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 64, max_wait_ms: float = 0.0,
                  max_queue: int = 1024, deadline_s: float = 10.0, name: str = "batcher",
-                 on_batch: Callable[[int, float, float], None] | None = None):
+                 on_batch: Callable[[int, float, float], None] | None = None, threads: int = 1):
         """`on_batch(size, compute_seconds, oldest_wait_seconds)` runs on the model thread
-        after each batch: metrics are counted once per batch, off the event loop."""
+        after each batch: metrics are counted once per batch, off the event loop.
+        `threads` model threads take batches from the one queue side by side."""
         self.fn, self.max_batch, self.max_wait = fn, max_batch, max_wait_ms / 1000
         self.on_batch = on_batch
         self.max_queue, self.deadline = max_queue, deadline_s
@@ -58,8 +69,9 @@ class Batcher:
         self._batch_seconds = 0.01  # running estimate, for Retry-After
         self.batches = self.items = 0
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
 
     async def submit(self, item: np.ndarray) -> tuple[np.ndarray, int]:
         """Queue one item; returns (its output row, the size of the batch it ran in)."""
@@ -95,27 +107,25 @@ class Batcher:
             if not batch:
                 continue
             now = time.monotonic()
-            live = []
-            for e in batch:
-                if now - e.queued_at > self.deadline:
-                    e.loop.call_soon_threadsafe(_settle, e.future, None, Overloaded(
-                        f"waited {now - e.queued_at:.1f} s, past the {self.deadline:.0f} s deadline", self._retry_after()))
-                else:
-                    live.append(e)
+            live = [e for e in batch if now - e.queued_at <= self.deadline]
+            late = [e for e in batch if now - e.queued_at > self.deadline]
+            if late:
+                _deliver(late, [None] * len(late), [Overloaded(
+                    f"waited {now - e.queued_at:.1f} s, past the {self.deadline:.0f} s deadline", self._retry_after())
+                    for e in late])
             if live:
                 start = time.perf_counter()
                 try:
                     out = self.fn(np.stack([e.item for e in live]))
                 except Exception as exc:  # one bad batch fails its requests, never the thread
-                    for e in live:
-                        e.loop.call_soon_threadsafe(_settle, e.future, None, exc)
+                    _deliver(live, [None] * len(live), [exc] * len(live))
                 else:
-                    for i, e in enumerate(live):
-                        e.loop.call_soon_threadsafe(_settle, e.future, (out[i], len(live)))
+                    _deliver(live, [(row, len(live)) for row in out], [None] * len(live))
                 seconds = time.perf_counter() - start
-                self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
-                self.batches += 1
-                self.items += len(live)
+                with self._cv:
+                    self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
+                    self.batches += 1
+                    self.items += len(live)
                 if self.on_batch is not None:
                     self.on_batch(len(live), seconds, now - live[0].queued_at)
 
@@ -123,4 +133,5 @@ class Batcher:
         with self._cv:
             self._stopped = True
             self._cv.notify_all()
-        self._thread.join(5)
+        for thread in self._threads:
+            thread.join(5)

@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-HTTP_PORT, GRPC_PORT = 3000, 3001
+# 3002: the image hot path's own listener (tiffin/hotpath.py); Knative routes one port only.
+HTTP_PORT, GRPC_PORT, FAST_PORT = 3000, 3001, 3002
 
 
 def _probe(path: str, delay: int) -> dict[str, Any]:
@@ -23,7 +24,7 @@ def _container(image: str, cpu: str, memory: str) -> dict[str, Any]:
         "name": "tiffin",
         "image": image,
         "ports": [{"name": "http1", "containerPort": HTTP_PORT}],
-        "env": [{"name": "TIFFIN_GRPC_PORT", "value": str(GRPC_PORT)}],
+        "env": [{"name": "TIFFIN_GRPC_PORT", "value": str(GRPC_PORT)}, {"name": "TIFFIN_FAST_PORT", "value": str(FAST_PORT)}],
         "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}},
         "readinessProbe": _probe("/readyz", 2),
         "livenessProbe": _probe("/livez", 10),
@@ -58,7 +59,7 @@ def deployment(image: str, name: str = "tiffin", *, replicas: int = 1, max_repli
         return {"app.kubernetes.io/name": name}
 
     container = _container(image, cpu, memory)
-    container["ports"].append({"name": "grpc", "containerPort": GRPC_PORT})
+    container["ports"] += [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "fast", "containerPort": FAST_PORT}]
     return [
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels()},
          "spec": {"replicas": replicas, "selector": {"matchLabels": labels()},
@@ -67,7 +68,8 @@ def deployment(image: str, name: str = "tiffin", *, replicas: int = 1, max_repli
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels()},
          "spec": {"selector": labels(), "ports": [
              {"name": "http", "port": 80, "targetPort": HTTP_PORT},
-             {"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT}]}},
+             {"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT},
+             {"name": "fast", "port": FAST_PORT, "targetPort": FAST_PORT}]}},
         {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name, "labels": labels()},
          "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
                   "minReplicas": replicas, "maxReplicas": max_replicas,

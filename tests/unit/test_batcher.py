@@ -98,3 +98,28 @@ def test_a_failing_batch_fails_its_requests_and_the_batcher_goes_on():
     out, _ = asyncio.run(run())
     batcher.close()
     assert out[0] == 1
+
+
+def test_model_threads_run_batches_side_by_side():
+    active, most = 0, 0
+    lock = threading.Lock()
+
+    def slow(batch: np.ndarray) -> np.ndarray:
+        nonlocal active, most
+        with lock:
+            active += 1
+            most = max(most, active)
+        time.sleep(0.05)
+        with lock:
+            active -= 1
+        return batch
+
+    batcher = Batcher(slow, max_batch=4, threads=2)
+
+    async def run():
+        return await asyncio.gather(*(batcher.submit(np.array([i])) for i in range(32)))
+
+    results = asyncio.run(run())
+    batcher.close()
+    assert [int(out[0]) for out, _ in results] == list(range(32))
+    assert most == 2 and batcher.items == 32
