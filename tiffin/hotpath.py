@@ -113,8 +113,8 @@ class HotPath:
                 return await self._refuse(send, 400, f"raw pixels must be {self.raw_bytes} bytes ({shown} uint8), got {len(body)}")
             pixels = np.frombuffer(body, dtype=np.uint8).reshape(self.shape)
         elif media in ("image/png", "image/jpeg") and grey28:
-            try:
-                pixels = image.decode_image(body)
+            try:  # decoding a photo takes milliseconds: in a thread, so the loop keeps serving
+                pixels = await asyncio.to_thread(image.decode_image, body)
             except image.InvalidImage as exc:
                 return await self._refuse(send, 400, str(exc))
         else:
