@@ -92,8 +92,13 @@ class Usage:
             if out.returncode == 0 and out.stdout.strip():
                 self.gpu.append(float(out.stdout.split()[0]))
 
+    def _own_cpu(self) -> float:
+        t = self.psutil.Process().cpu_times()
+        return t.user + t.system
+
     def __enter__(self) -> "Usage":
         self.cpu0, self.wall0 = self._tree_cpu() if self.pid else 0.0, time.perf_counter()
+        self.own0 = self._own_cpu()
         self.psutil.cpu_percent()
         self._thread = None
         if shutil.which("nvidia-smi"):
@@ -105,12 +110,14 @@ class Usage:
         wall = time.perf_counter() - self.wall0
         self.machine_cpu = self.psutil.cpu_percent()
         self.server_cpu = 100 * (self._tree_cpu() - self.cpu0) / wall if self.pid else float("nan")
+        self.loadgen_cpu = 100 * (self._own_cpu() - self.own0) / wall
         self._stop.set()
         if self._thread:
             self._thread.join(2)
 
     def columns(self) -> dict:
-        return {"server_cpu_pct": round(self.server_cpu, 1), "machine_cpu_pct": round(self.machine_cpu, 1),
+        return {"server_cpu_pct": round(self.server_cpu, 1), "loadgen_cpu_pct": round(self.loadgen_cpu, 1),
+                "machine_cpu_pct": round(self.machine_cpu, 1),
                 "gpu_util_pct": round(sum(self.gpu) / len(self.gpu), 1) if self.gpu else None}
 
 
@@ -352,7 +359,7 @@ def main() -> None:
     console.print(table)
     limits = ", ".join(f"{m} {v:.0f}/s" for m, v in limit.items())
     table = Table(title=f"served, one image per request (best raw: {limits})")
-    for col in ("path", "conc", "req/s", "p50 ms", "p99 ms", "errors", "req/batch", "server CPU %", "machine CPU %",
+    for col in ("path", "conc", "req/s", "p50 ms", "p99 ms", "errors", "req/batch", "server CPU %", "load-gen CPU %", "machine CPU %",
                 "GPU %", "vs raw", "vs echo"):
         table.add_column(col, justify="right")
     echo_by_c = {r["concurrency"]: r["rps"] for r in echo}
@@ -362,7 +369,8 @@ def main() -> None:
         r["ratio_to_echo"] = round(r["rps"] / echo_by_c[r["concurrency"]], 3) if r["concurrency"] in echo_by_c else None
         gpu = r.get("gpu_util_pct")
         table.add_row(r["label"], str(r["concurrency"]), f"{r['rps']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
-                      str(r["errors"]), str(r.get("mean_batch", "")), f"{r['server_cpu_pct']:.0f}", f"{r['machine_cpu_pct']:.0f}",
+                      str(r["errors"]), str(r.get("mean_batch", "")), f"{r['server_cpu_pct']:.0f}", f"{r['loadgen_cpu_pct']:.0f}",
+                      f"{r['machine_cpu_pct']:.0f}",
                       "-" if gpu is None else f"{gpu:.0f}", "" if r["ratio_to_limit"] is None else f"{r['ratio_to_limit']:.2f}",
                       "" if r["ratio_to_echo"] is None else f"{r['ratio_to_echo']:.2f}")
     console.print(table)

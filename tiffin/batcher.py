@@ -59,7 +59,7 @@ class Batcher:
                  max_queue: int = 1024, deadline_s: float = 10.0, name: str = "batcher",
                  on_batch: Callable[[int, float, float], None] | None = None, threads: int = 1):
         """`on_batch(size, compute_seconds, oldest_wait_seconds)` runs on the model thread
-        after each batch: metrics are counted once per batch, off the event loop.
+        after each batch that succeeded: metrics are counted once per batch, off the event loop.
         `threads` model threads take batches from the one queue side by side."""
         self.fn, self.max_batch, self.max_wait = fn, max_batch, max_wait_ms / 1000
         self.on_batch = on_batch
@@ -84,10 +84,6 @@ class Batcher:
             self._queue.append(_Entry(item, future, loop, time.monotonic()))
             self._cv.notify()
         return await future
-
-    @property
-    def depth(self) -> int:
-        return len(self._queue)
 
     def _retry_after(self) -> float:
         return max(1.0, round(len(self._queue) / self.max_batch * self._batch_seconds, 1))
@@ -119,8 +115,8 @@ class Batcher:
                     out = self.fn(np.stack([e.item for e in live]))
                 except Exception as exc:  # one bad batch fails its requests, never the thread
                     _deliver(live, [None] * len(live), [exc] * len(live))
-                else:
-                    _deliver(live, [(row, len(live)) for row in out], [None] * len(live))
+                    continue
+                _deliver(live, [(row, len(live)) for row in out], [None] * len(live))
                 seconds = time.perf_counter() - start
                 with self._cv:
                     self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds

@@ -89,7 +89,7 @@ class HotPath:
 
     async def _refuse(self, send, status: int, message: str, headers: tuple = ()) -> None:
         if self.metrics is not None:
-            self.metrics.answered.labels("busy" if status == 503 else "bad_request").inc()
+            self.metrics.answered.labels({503: "busy", 500: "error"}.get(status, "bad_request")).inc()
         await _answer(send, status, {"error": message}, headers)
 
     async def __call__(self, scope, receive, send) -> None:
@@ -127,6 +127,9 @@ class HotPath:
             probs, batch_size = await self.batcher.submit(pixels)
         except Overloaded as exc:
             return await self._refuse(send, 503, str(exc), ((b"retry-after", str(int(exc.retry_after)).encode()),))
+        except Exception as exc:  # the model failed on this batch: say so, the worker lives on
+            log.exception("hot path batch failed")
+            return await self._refuse(send, 500, f"the model failed on this batch ({type(exc).__name__}); try again")
         best = int(np.argmax(probs))
         # Large label sets (the 1000-class benchmark model) answer their top 5, not every class.
         shown_classes = range(len(probs)) if len(probs) <= 10 else np.argsort(probs)[::-1][:5]
@@ -160,7 +163,6 @@ class Listener:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self.host, self.port))
-        sock.set_inheritable(True)
         # log_config=None: leave the worker's logging (BentoML's, or our JSON lines) alone.
         config = uvicorn.Config(self.app, lifespan="off", access_log=False, log_config=None, log_level="warning",
                                 server_header=False, date_header=False, backlog=4096, timeout_keep_alive=30)

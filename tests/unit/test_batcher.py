@@ -88,7 +88,8 @@ def test_a_failing_batch_fails_its_requests_and_the_batcher_goes_on():
             raise RuntimeError("boom")
         return batch
 
-    batcher = Batcher(flaky, max_batch=1)
+    counted = []
+    batcher = Batcher(flaky, max_batch=1, on_batch=lambda size, seconds, wait: counted.append(size))
 
     async def run():
         with pytest.raises(RuntimeError, match="boom"):
@@ -98,6 +99,7 @@ def test_a_failing_batch_fails_its_requests_and_the_batcher_goes_on():
     out, _ = asyncio.run(run())
     batcher.close()
     assert out[0] == 1
+    assert counted == [1]  # only the batch that succeeded is counted
 
 
 def test_model_threads_run_batches_side_by_side():
