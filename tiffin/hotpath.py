@@ -78,14 +78,16 @@ class HotPath:
         self.metrics: Metrics | None = None
         self.tag = ""
         self.classes: list[str] = []
-        self.shape: tuple[int, ...] = (image.SIDE, image.SIDE)
+        self._set_shape((image.SIDE, image.SIDE))
 
     def attach(self, batcher: Batcher, tag: str, classes: list[str], shape: tuple[int, ...], metrics: Metrics | None = None) -> None:
-        self.batcher, self.tag, self.classes, self.shape, self.metrics = batcher, tag, classes, tuple(shape), metrics
+        self.batcher, self.tag, self.classes, self.metrics = batcher, tag, classes, metrics
+        self._set_shape(tuple(shape))
 
-    @property
-    def raw_bytes(self) -> int:
-        return math.prod(self.shape)
+    def _set_shape(self, shape: tuple[int, ...]) -> None:
+        # worked out once here, not on every request
+        self.shape, self.raw_bytes, self.shown = shape, math.prod(shape), "x".join(map(str, shape))
+        self.grey28 = shape == (image.SIDE, image.SIDE)
 
     async def _refuse(self, send, status: int, message: str, headers: tuple = ()) -> None:
         if self.metrics is not None:
@@ -106,8 +108,7 @@ class HotPath:
         if body is None:
             return
         media = media_type(scope)
-        grey28 = self.shape == (image.SIDE, image.SIDE)
-        shown = "x".join(map(str, self.shape))
+        grey28, shown = self.grey28, self.shown
         if media == "application/octet-stream":
             if len(body) != self.raw_bytes:
                 return await self._refuse(send, 400, f"raw pixels must be {self.raw_bytes} bytes ({shown} uint8), got {len(body)}")
