@@ -27,16 +27,18 @@ class Predictor:
 
 class ImagePredictor(Predictor):
     """uint8 images in, class probabilities out. The device decides how it runs: on CUDA
-    the weights are fp16 and channels_last, and the uint8 batch (4x smaller than floats)
-    goes from pinned memory without blocking and is normalised on the GPU; on CPU all of it
-    stays float32 and contiguous, which is what CPU kernels are fastest at."""
+    the weights are fp16 and the uint8 batch (4x smaller than floats) goes from pinned
+    memory without blocking and is normalised on the GPU; on CPU all of it stays float32.
+    Both run channels_last: on CPU, oneDNN's convolutions then skip a layout reorder on
+    every call and max-pooling takes its vectorised kernel; the Fashion-MNIST CNN ran
+    1.7-1.9x faster than contiguous at 1 and 2 threads, batch 16-64 (same outputs to 4e-7)."""
 
     def __init__(self, model_dir: Path, config: dict[str, Any], device: torch.device):
         self.config, self.device = config, device
         self.input_shape = tuple(config.get("input_shape", (image.SIDE, image.SIDE)))
         self.cuda = device.type == "cuda"
         self.dtype = torch.float16 if self.cuda else torch.float32
-        self.layout = torch.channels_last if self.cuda else torch.contiguous_format
+        self.layout = torch.channels_last
         net = store.load_weights(self.network(config), model_dir, device)
         self.model = net.to(dtype=self.dtype, memory_format=self.layout)
 
