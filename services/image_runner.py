@@ -27,7 +27,9 @@ def execution_threads(device: torch.device) -> tuple[int, int]:
     served at 64 clients, 2 x 1 answered 3,770-3,910 req/s where 1 x 2 answered 2,860-3,250
     (contiguous weights, same run): when the event loop takes a core, one intra-op thread
     stalls the whole forward pass at its barrier, while two independent forward passes keep
-    going. On a GPU: one thread, so
+    going. With channels_last and BatchNorm folded the two served level (4,150-4,380 req/s;
+    1 x 2 with less CPU and a lower p99 at 64 clients): set TIFFIN_HOT_MODEL_THREADS=1 for
+    that trade. On a GPU: one thread, so
     one stream of batches keeps the device busy. TIFFIN_HOT_MODEL_THREADS and
     TIFFIN_TORCH_THREADS override."""
     cores = len(os.sched_getaffinity(0))

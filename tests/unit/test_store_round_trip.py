@@ -33,7 +33,9 @@ def test_image_model_round_trip():
     pixels = datasets.fashion_mnist().x_test[:16]
     with torch.inference_mode():
         expected = torch.softmax(net(image.normalise(pixels)), 1).numpy()
+    # served as trained, though the predictor folds BatchNorm into the convolutions and runs channels_last
     np.testing.assert_allclose(pred(pixels), expected, rtol=1e-5, atol=1e-6)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pred.model.modules())
     assert loaded.tag == tag
     assert loaded.metadata["metrics"] == {"test_accuracy": 0.5}
     assert loaded.metadata["dataset_sha256"] == "0" * 64
