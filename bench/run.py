@@ -333,16 +333,16 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from services.image_runner import execution_threads
+    from services.image_runner import execution_threads, image_workers
     from tests.serving import Server
     from tiffin import benchmodels, datasets, store
 
     console = Console(width=160)
     fashion, resnet, probe = store.IMAGE.name + ":latest", store.BENCH_RESNET50.name + ":latest", store.BENCH_PROBE.name + ":latest"
-    # The limit is the best of: one stream on 1 thread, one stream on every core, and the
-    # hot path's own layout (its model threads side by side, sharing the cores).
+    # The limit is the best of: one stream on 1 thread, one stream on every core, and one
+    # single-threaded stream per core side by side (as the hot path's workers run).
     cores = len(os.sched_getaffinity(0))
-    layouts = list(dict.fromkeys([(1, 1), (1, cores), execution_threads(store.pick_device())]))
+    layouts = list(dict.fromkeys([(1, 1), (1, cores), (cores, 1)]))
     best = layouts[1:]
     console.print("[bold]raw models[/bold] (in-process)")
     raw = raw_model(fashion, [1, 8, 32, 64, 128, 256], min(args.seconds, 2.0), layouts)
@@ -424,7 +424,8 @@ def main() -> None:
         console.print(f"{text}: [bold]{value}[/bold]{verdict}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({
-        "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_threads": execution_threads(store.pick_device()), "raw_model": raw, "limit_items_per_s": limit,
+        "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_workers": image_workers(store.pick_device()),
+        "hot_path_threads": execution_threads(store.pick_device()), "raw_model": raw, "limit_items_per_s": limit,
         "echo": echo, "served": served, "goals": [{"what": t, "value": v, "goal": g} for t, v, g in goals]}, indent=1))
     plot(echo + served, out / "throughput.png")
     console.print(f"wrote {out / 'results.json'} and {out / 'throughput.png'}")
