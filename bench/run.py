@@ -160,11 +160,10 @@ CLIENT = "wrk" if wrk.available() else "aiohttp"  # --client overrides
 
 
 async def run_point(label: str, load: HttpLoad | Send, concurrency: int, seconds: float, pid: int | None,
-                    batches: tuple[str, str, str | None] | None = None, **extra) -> dict:
+                    batches: tuple[str, str, str | None] | None = None, sender: str = "python", **extra) -> dict:
     """One closed-loop measurement. `load` is a fixed POST (sent by wrk, or by aiohttp where
-    wrk is missing) or a coroutine function for what wrk cannot send (gRPC);
+    wrk is missing) or a coroutine function, named by `sender`, for what wrk cannot send (gRPC);
     `batches` = (metrics url, histogram, runner) to read the mean batch from."""
-    python_client = extra.pop("client", "python")
     b0 = batch_counters(*batches) if batches else None
     with Usage(pid) as usage:
         if isinstance(load, HttpLoad) and CLIENT == "wrk":
@@ -173,7 +172,7 @@ async def run_point(label: str, load: HttpLoad | Send, concurrency: int, seconds
             async with session() as http:
                 row = (await closed_loop(label, poster(http, load), concurrency, seconds)).row() | {"client": "aiohttp"}
         else:
-            row = (await closed_loop(label, load, concurrency, seconds)).row() | {"client": python_client}
+            row = (await closed_loop(label, load, concurrency, seconds)).row() | {"client": sender}
     row = {**row, **extra, **usage.columns()}
     if batches:
         b1 = batch_counters(*batches)
@@ -269,7 +268,7 @@ async def bench_api(server, concurrencies, seconds) -> list[dict]:
 
     for c in concurrencies:
         for label, load in (("typed-http", typed), ("oip-rest", oip_rest), ("oip-grpc", oip_grpc)):
-            rows.append(await run_point(label, load, c, seconds, server.proc.pid, batches, client="grpc.aio"))
+            rows.append(await run_point(label, load, c, seconds, server.proc.pid, batches, sender="grpc.aio"))
     await channel.close()
     return rows
 

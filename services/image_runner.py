@@ -25,7 +25,7 @@ def image_workers(device: torch.device) -> int:
     On CPU: one per core, up to 4, each running one model thread on one torch thread.
     Threads of one process hand the GIL back and forth at every torch op, processes do not:
     measured on our 2 cores (`make bench` set-up, same run), 2 workers x 1 model thread
-    answered 5,560-5,970 req/s at 64 clients with the machine 99 % busy, where 1 worker with
+    answered 5,560-6,380 req/s at 64 clients with the machine 99 % busy, where 1 worker with
     2 model threads answered 4,150-4,370 at 80 % (and 4,800 against 2,530 at 16 clients).
     The price: each worker holds its own torch and model (~300 MB here) and batches split
     between workers. On a GPU: one, so one CUDA context owns the device and its batches stay
