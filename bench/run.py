@@ -52,8 +52,9 @@ def raw_model(tag: str, batch_sizes: list[int], seconds: float, layouts: list[tu
     import numpy as np
     import torch
 
-    from tiffin import predictors
+    from tiffin import malloc, predictors
 
+    malloc.keep_batch_buffers()  # as the runners do
     _, predictor = predictors.load(tag)
     rng = np.random.default_rng(0)
     rows = []

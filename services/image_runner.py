@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from tiffin import store
-from tiffin.batcher import Batcher
-from tiffin.hotpath import FAST_HOST, FAST_PORT, HotPath, Listener, Metrics
+from tiffin.hotpath import FAST_HOST, FAST_PORT, MAX_BODY, HotPath, Metrics
+from tiffin.http1 import Listener
 from tiffin.serving import ModelRunner
 
 HOT_PATH = HotPath()
@@ -78,13 +78,14 @@ class ImageRunner(ModelRunner):
         # past the 10 s deadline a request is refused, not run.
         default_batch = 128 if self.device.type == "cuda" else 64
         self.hot_metrics = Metrics.get()
-        HOT_PATH.attach(Batcher(self.predictor, max_batch=int(os.environ.get("TIFFIN_HOT_MAX_BATCH", default_batch)),
-                                max_wait_ms=float(os.environ.get("TIFFIN_HOT_MAX_WAIT_MS", 0)),
-                                max_queue=int(os.environ.get("TIFFIN_HOT_MAX_QUEUE", 1024)),
-                                deadline_s=float(os.environ.get("TIFFIN_HOT_DEADLINE_S", 10)), name="image-hot-path",
-                                on_batch=self.hot_metrics.on_batch, threads=model_threads),
-                        self.tag, self.predictor.config["classes"], self.predictor.input_shape, self.hot_metrics)
-        self.listener = None if FAST_PORT == "off" else Listener(HOT_PATH, FAST_HOST, int(FAST_PORT))
+        HOT_PATH.attach(self.predictor, self.tag, self.predictor.config["classes"], self.predictor.input_shape,
+                        self.hot_metrics, max_batch=int(os.environ.get("TIFFIN_HOT_MAX_BATCH", default_batch)),
+                        max_wait_ms=float(os.environ.get("TIFFIN_HOT_MAX_WAIT_MS", 0)),
+                        max_queue=int(os.environ.get("TIFFIN_HOT_MAX_QUEUE", 1024)),
+                        deadline_s=float(os.environ.get("TIFFIN_HOT_DEADLINE_S", 10)), name="image-hot-path",
+                        threads=model_threads)
+        self.listener = None if FAST_PORT == "off" else Listener(HOT_PATH.handle, HOT_PATH.refuse, FAST_HOST, int(FAST_PORT),
+                                                                   max_body=MAX_BODY)
 
     @bentoml.on_startup
     async def start_hot_path(self) -> None:

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +34,19 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.ready_seconds = float("nan")
 
+    def _own_home(self) -> None:
+        """A BENTOML_HOME of its own whose model store and bentos are the shared ones: `bentoml
+        serve` empties $BENTOML_HOME/prometheus_multiproc_dir when it starts, which would wipe
+        the metrics of every other server running on the same home."""
+        shared = Path(self.env.get("BENTOML_HOME", Path.home() / "bentoml"))
+        self._home = tempfile.TemporaryDirectory(prefix="tiffin-home-")
+        for part in ("models", "bentos"):
+            (shared / part).mkdir(parents=True, exist_ok=True)
+            (Path(self._home.name) / part).symlink_to(shared / part)
+        self.env["BENTOML_HOME"] = self._home.name
+
     def __enter__(self) -> "Server":
+        self._own_home()
         self.log = self.log_path.open("wb")
         start = time.perf_counter()
         self.proc = subprocess.Popen(
@@ -71,3 +84,4 @@ class Server:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait()
         self.log.close()
+        self._home.cleanup()

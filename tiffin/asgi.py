@@ -50,5 +50,9 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: tupl
 
 
 def media_type(scope: dict[str, Any]) -> str:
-    raw = dict(scope.get("headers", [])).get(b"content-type", b"")
-    return raw.split(b";")[0].strip().decode("latin-1").lower()
+    return media_of(dict(scope.get("headers", [])).get(b"content-type", b""))
+
+
+def media_of(content_type: bytes) -> str:
+    """b"Image/PNG; q=1" -> "image/png"; "" when there is no Content-Type."""
+    return content_type.split(b";")[0].strip().decode("latin-1").lower()

@@ -8,7 +8,7 @@ import logging
 import time
 from pathlib import Path
 
-from tiffin import logs, predictors, store
+from tiffin import logs, malloc, predictors, store
 
 log = logging.getLogger("tiffin")
 
@@ -20,6 +20,7 @@ class ModelRunner:
 
     def __init__(self) -> None:
         logs.configure()
+        malloc.keep_batch_buffers()  # before the model allocates anything
         start = time.perf_counter()
         stored = self.model_ref
         self.tag = str(stored.tag)

@@ -4,11 +4,11 @@ shape, and a model failure is a JSON 500 that names it, not a dropped connection
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import numpy as np
 
-from tiffin.batcher import Batcher
 from tiffin.hotpath import HotPath
 
 RAW = {"content-type": "application/octet-stream"}
@@ -23,7 +23,7 @@ def call(app: HotPath, body: bytes, headers: dict) -> httpx.Response:
 
 def app_for(fn, shape: tuple[int, ...], classes: list[str]) -> HotPath:
     app = HotPath()
-    app.attach(Batcher(fn, max_batch=4), "bench:1", classes, shape)
+    app.attach(fn, "bench:1", classes, shape, max_batch=4)
     return app
 
 
@@ -44,3 +44,19 @@ def test_a_failing_model_answers_500_with_json():
 
     r = call(app_for(broken, (28, 28), ["a", "b"]), bytes(784), RAW)
     assert r.status_code == 500 and "RuntimeError" in r.json()["error"]
+
+
+def test_batch_answers_are_json_with_every_float32_exact():
+    classes = ["T-shirt/top", 'a "quoted" 100% class', "c"]
+    app = HotPath()
+    app.attach(lambda b: b, "fashion-cnn:%d1", classes, (3,))
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), 50).astype(np.float32)
+    probs[0] = [1e-30, 0.5, 0.5 - 1e-7]
+    for row, answer in zip(probs, app.answers(probs)):
+        got = json.loads(answer)
+        assert got["label"] == classes[int(np.argmax(row))] and got["model"] == "fashion-cnn:%d1" and got["batch_size"] == 50
+        assert np.array_equal(np.array([got["probabilities"][c] for c in classes], dtype=np.float32), row)
+    # a model that returns NaN still gets a JSON answer per item (Python's json: NaN)
+    [nan] = app.answers(np.array([[np.nan, 0.5, 0.5]], dtype=np.float32))
+    assert json.loads(nan)["label"] in classes
