@@ -74,7 +74,7 @@ def test_held_out_reviews_by_tier(client):
     reviews = datasets.rotten_tomatoes()
     for tier, spec in (("small", store.TEXT_SMALL), ("large", store.TEXT_LARGE)):
         _, local = predictors.load(spec, torch.device("cpu"))
-        texts, labels = reviews.x_test[:24], reviews.y_test[:24]
+        texts = reviews.x_test[:24]
         expected = local(texts)
         for text, probs in zip(texts, expected):
             r = client.post("/classify_text", json={"text": text, "tier": tier})
