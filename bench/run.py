@@ -10,7 +10,8 @@
    one image per request: with the benchmark probe (next to no compute: the serving path's
    own cost, against the echo), with the Fashion-MNIST CNN up to 512 closed-loop clients
    (the overload point, then 64 again to show the batcher recovering), and with the
-   ResNet-50-sized benchmark model;
+   ResNet-50-sized benchmark model; the CPU goal's ratio comes from pairs of (raw model at
+   its best batch, hot path at 64 clients) measured back to back, its median pair;
 4. the whole API (`services.api:Tiffin`): typed HTTP (PNG upload), OIP REST (binary tensor)
    and OIP gRPC;
 5. baselines with the same model: one forward per request behind plain Starlette ("seed"),
@@ -29,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -287,6 +289,21 @@ async def bench_stock(server, concurrencies, seconds, pixels) -> list[dict]:
     return [await run_point("baseline-stock-bentoml", load, c, seconds, server.proc.pid, batches) for c in concurrencies]
 
 
+def paired_rounds(server, tag: str, best: dict, body: bytes, rounds: int, seconds: float) -> list[dict]:
+    """The CPU goal's ratio, measured in pairs: the raw model at its best layout and batch,
+    then the hot path at 64 clients, `rounds` times. This machine's speed drifts by tens of
+    percent over minutes (a shared VM), so a served point divided by the best raw point of
+    the whole run measures the drift as much as the server; a ratio within each pair does
+    not. The goal takes the median pair."""
+    out = []
+    for i in range(rounds):
+        [raw] = raw_model(tag, [best["batch_size"]], min(seconds, 2.0), [(best["streams"], best["threads"])], when=f"pair {i + 1}")
+        [hot] = asyncio.run(bench_hot_path(server, f"hot-path fashion-cnn pair {i + 1}", body, [64], seconds))
+        out.append({"raw": raw, "served": hot, "ratio": round(hot["rps"] / raw["items_per_s"], 3)})
+        print(f"  pair {i + 1}: raw {raw['items_per_s']:.0f} items/s, hot path c=64 {hot['rps']:.0f} req/s, ratio {out[-1]['ratio']:.3f}")
+    return out
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -314,6 +331,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per point")
     parser.add_argument("--concurrency", default="1,16,64,256", help="for every served path")
+    parser.add_argument("--rounds", type=int, default=3, help="raw / hot-path pairs for the CPU goal's ratio")
     parser.add_argument("--overload", type=int, default=512, help="extra concurrency for the hot path (0: skip)")
     parser.add_argument("--skip", default="", help="comma list of sections to leave out: api,baselines,resnet")
     parser.add_argument("--store", type=Path, default=STORE, help="BENTOML_HOME to use (quick models are trained into it)")
@@ -356,8 +374,10 @@ def main() -> None:
     hot = [*concurrencies, *([args.overload, 64] if args.overload else [])]
     with Server("services.image_runner:ImageRunner", {store.IMAGE.env: probe}, ready_timeout=240) as server:
         served += asyncio.run(bench_hot_path(server, "hot-path probe", pixels.tobytes(), concurrencies, args.seconds))
+    first = max((r for r in raw if r["model"] == store.IMAGE.name), key=lambda r: r["items_per_s"])
     with Server("services.image_runner:ImageRunner", ready_timeout=240) as server:
         served += asyncio.run(bench_hot_path(server, "hot-path fashion-cnn", pixels.tobytes(), hot, args.seconds))
+        paired = paired_rounds(server, fashion, first, pixels.tobytes(), args.rounds, args.seconds)
     # This machine's speed drifts by tens of percent over minutes (a shared VM): the raw model
     # is measured again right after the served points, and the limit is the best of both.
     raw += raw_model(fashion, [8, 32, 64], min(args.seconds, 2.0), best, when="after served")
@@ -414,8 +434,12 @@ def main() -> None:
         probe = by[("hot-path probe", 64)]
         per_core = (probe["rps"] / max(probe["server_cpu_pct"], 1)) / (echo64["rps"] / max(echo64["server_cpu_pct"], 1))
         goals.append(("hot path's own cost: probe / echo req/s per server core at c=64 (goal >= 0.5)", round(per_core, 3), 0.5))
+    if paired:
+        ratios = sorted(p["ratio"] for p in paired)
+        goals.append((f"fashion-cnn hot path / raw best batch at c=64, median of {len(ratios)} pairs "
+                      f"({', '.join(f'{r:.2f}' for r in ratios)}) (goal >= 0.70)", round(statistics.median(ratios), 3), 0.70))
     if ("hot-path fashion-cnn", 64) in by:
-        goals.append(("fashion-cnn hot path / raw best at c=64 (goal >= 0.70)", by[("hot-path fashion-cnn", 64)]["ratio_to_limit"], 0.70))
+        goals.append(("fashion-cnn hot path at c=64 / best raw of the whole run", by[("hot-path fashion-cnn", 64)]["ratio_to_limit"], None))
         for other in ("baseline-stock-bentoml", "baseline-seed", "typed-http"):
             if (other, 64) in by:
                 ratio = by[("hot-path fashion-cnn", 64)]["rps"] / max(by[(other, 64)]["rps"], 1e-9)
@@ -429,7 +453,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({
         "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_workers": image_workers(store.pick_device()),
-        "hot_path_threads": execution_threads(store.pick_device()), "raw_model": raw, "limit_items_per_s": limit,
+        "hot_path_threads": execution_threads(store.pick_device()), "raw_model": raw, "limit_items_per_s": limit, "paired": paired,
         "echo": echo, "served": served, "goals": [{"what": t, "value": v, "goal": g} for t, v, g in goals]}, indent=1))
     plot(echo + served, out / "throughput.png")
     console.print(f"wrote {out / 'results.json'} and {out / 'throughput.png'}")

@@ -31,5 +31,6 @@ def test_bench_runs_every_section(model_store, tmp_path):
     for row in result["served"]:
         if "hot-path" in row["label"] or "stock" in row["label"]:
             assert row["mean_batch"] >= 1, row
-    assert len(result["goals"]) == 6
+    assert len(result["goals"]) == 7
+    assert len(result["paired"]) == 3 and all(p["ratio"] > 0 and p["served"]["errors"] == 0 for p in result["paired"])
     MEASUREMENTS.extend(f"bench (0.5 s points): {g['what']}: {g['value']}" for g in result["goals"])
