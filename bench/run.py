@@ -351,9 +351,9 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from services.image_runner import execution_threads, image_workers
     from tests.serving import Server
     from tiffin import benchmodels, datasets, store
+    from tiffin.layout import execution_threads, image_workers
 
     console = Console(width=160)
     fashion, resnet, probe = store.IMAGE.name + ":latest", store.BENCH_RESNET50.name + ":latest", store.BENCH_PROBE.name + ":latest"
@@ -452,8 +452,8 @@ def main() -> None:
         console.print(f"{text}: [bold]{value}[/bold]{verdict}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({
-        "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_workers": image_workers(store.pick_device()),
-        "hot_path_threads": execution_threads(store.pick_device()), "raw_model": raw, "limit_items_per_s": limit, "paired": paired,
+        "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_workers": image_workers(store.pick_device(), store.weights_bytes(store.IMAGE)),
+        "hot_path_threads": execution_threads(store.pick_device(), store.weights_bytes(store.IMAGE)), "raw_model": raw, "limit_items_per_s": limit, "paired": paired,
         "echo": echo, "served": served, "goals": [{"what": t, "value": v, "goal": g} for t, v, g in goals]}, indent=1))
     plot(echo + served, out / "throughput.png")
     console.print(f"wrote {out / 'results.json'} and {out / 'throughput.png'}")

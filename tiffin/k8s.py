@@ -19,11 +19,11 @@ def _probe(path: str, delay: int) -> dict[str, Any]:
             "failureThreshold": 3}
 
 
-def _image_workers(cpu: str) -> int:
-    """The image runner starts one worker per core it sees, and in a pod it sees the node's:
-    size it to the CPU the pod requests instead ("500m" -> 1, "2" -> 2), up to 4."""
+def _cores(cpu: str) -> int:
+    """The image runner lays its workers and threads out on the cores it sees, and in a pod
+    it sees the node's: give it the cores the pod requests instead ("500m" -> 1, "2" -> 2)."""
     cores = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
-    return max(1, min(4, int(cores)))
+    return max(1, int(cores))
 
 
 def _container(image: str, cpu: str, memory: str) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def _container(image: str, cpu: str, memory: str) -> dict[str, Any]:
         "image": image,
         "ports": [{"name": "http1", "containerPort": HTTP_PORT}],
         "env": [{"name": "TIFFIN_GRPC_PORT", "value": str(GRPC_PORT)}, {"name": "TIFFIN_FAST_PORT", "value": str(FAST_PORT)},
-                {"name": "TIFFIN_IMAGE_WORKERS", "value": str(_image_workers(cpu))}],
+                {"name": "TIFFIN_CPU_CORES", "value": str(_cores(cpu))}],
         "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}},
         "readinessProbe": _probe("/readyz", 2),
         "livenessProbe": _probe("/livez", 10),

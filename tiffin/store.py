@@ -122,6 +122,16 @@ def open_model(spec_or_tag: ModelSpec | str) -> Loaded:
     return Loaded(str(model.tag), path, json.loads((path / CONFIG).read_text()), dict(model.info.metadata))
 
 
+def weights_bytes(spec: ModelSpec) -> int:
+    """The size of a stored model's weights file; 0 when the model is not in the store."""
+    import bentoml
+
+    try:
+        return (Path(bentoml.models.get(spec.tag).path) / WEIGHTS).stat().st_size
+    except (bentoml.exceptions.NotFound, FileNotFoundError):
+        return 0
+
+
 def load_weights(module: torch.nn.Module, model_dir: Path, device: torch.device | str = "cpu") -> torch.nn.Module:
     from safetensors.torch import load_file
 

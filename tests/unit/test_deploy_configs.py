@@ -99,10 +99,10 @@ def test_invalid_manifest_is_rejected(manifests):
         kubernetes_validate.validate(bad, K8S_VERSION, strict=True)
 
 
-def test_image_workers_follow_the_pods_cpu_request(manifests):
-    # in a pod the runner sees the node's cores; the manifests size it to the request instead
+def test_the_image_runner_counts_the_pods_cpu_request(manifests):
+    # in a pod the runner sees the node's cores; the manifests give it the request instead
     [deployment, *_] = manifests["deployment.yaml"]
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert container["resources"]["requests"]["cpu"] == "2" and env["TIFFIN_IMAGE_WORKERS"] == "2"
-    assert [k8s._image_workers(c) for c in ("500m", "1", "2", "2500m", "16")] == [1, 1, 2, 2, 4]
+    assert container["resources"]["requests"]["cpu"] == "2" and env["TIFFIN_CPU_CORES"] == "2"
+    assert [k8s._cores(c) for c in ("500m", "1", "2", "2500m", "16")] == [1, 1, 2, 2, 16]
