@@ -24,6 +24,10 @@ def cpu_cores() -> int:
     return int(os.environ.get("TIFFIN_CPU_CORES", len(os.sched_getaffinity(0))))
 
 
+def _one_stream(device: torch.device, weights_bytes: int) -> bool:
+    return device.type == "cuda" or weights_bytes >= LARGE_MODEL_BYTES
+
+
 def image_workers(device: torch.device, weights_bytes: int) -> int:
     """Processes of the image runner (BentoML workers, each with its own hot-path listener on
     the shared port, its own batcher and its own GIL).
@@ -37,8 +41,7 @@ def image_workers(device: torch.device, weights_bytes: int) -> int:
     (~300 MB here) and batches split between workers. A larger model: one worker, whose one
     stream of batches runs on every core. On a GPU: one, so one CUDA context owns the device
     and its batches stay whole. TIFFIN_IMAGE_WORKERS overrides."""
-    one = device.type == "cuda" or weights_bytes >= LARGE_MODEL_BYTES
-    return int(os.environ.get("TIFFIN_IMAGE_WORKERS", 1 if one else min(cpu_cores(), 4)))
+    return int(os.environ.get("TIFFIN_IMAGE_WORKERS", 1 if _one_stream(device, weights_bytes) else min(cpu_cores(), 4)))
 
 
 def execution_threads(device: torch.device, weights_bytes: int) -> tuple[int, int]:
@@ -53,8 +56,7 @@ def execution_threads(device: torch.device, weights_bytes: int) -> tuple[int, in
     and any model on a GPU: one thread, with all of the worker's cores for torch.
     TIFFIN_HOT_MODEL_THREADS and TIFFIN_TORCH_THREADS override."""
     cores = max(1, cpu_cores() // image_workers(device, weights_bytes))
-    one = device.type == "cuda" or weights_bytes >= LARGE_MODEL_BYTES
-    threads = int(os.environ.get("TIFFIN_HOT_MODEL_THREADS", 1 if one else min(cores, 4)))
+    threads = int(os.environ.get("TIFFIN_HOT_MODEL_THREADS", 1 if _one_stream(device, weights_bytes) else min(cores, 4)))
     return threads, int(os.environ.get("TIFFIN_TORCH_THREADS", max(1, cores // threads)))
 
 
