@@ -451,9 +451,10 @@ def main() -> None:
         verdict = "" if goal is None else (" [green]met[/green]" if value is not None and value >= goal else " [red]not met[/red]")
         console.print(f"{text}: [bold]{value}[/bold]{verdict}")
     out.mkdir(parents=True, exist_ok=True)
+    device, weights = store.pick_device(), store.weights_bytes(store.IMAGE)
     (out / "results.json").write_text(json.dumps({
-        "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_workers": image_workers(store.pick_device(), store.weights_bytes(store.IMAGE)),
-        "hot_path_threads": execution_threads(store.pick_device(), store.weights_bytes(store.IMAGE)), "raw_model": raw, "limit_items_per_s": limit, "paired": paired,
+        "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_workers": image_workers(device, weights),
+        "hot_path_threads": execution_threads(device, weights), "raw_model": raw, "limit_items_per_s": limit, "paired": paired,
         "echo": echo, "served": served, "goals": [{"what": t, "value": v, "goal": g} for t, v, g in goals]}, indent=1))
     plot(echo + served, out / "throughput.png")
     console.print(f"wrote {out / 'results.json'} and {out / 'throughput.png'}")
