@@ -17,8 +17,9 @@
 5. baselines with the same model: one forward per request behind plain Starlette ("seed"),
    and stock `@bentoml.api(batchable=True)` with BentoML's default knobs;
 
-and prints req/s, p50/p99, errors, mean requests per batch, server and machine CPU, GPU
-utilisation where there is a GPU, and the ratios the performance goals are stated in.
+and prints req/s, p50/p99, errors, mean requests per batch, server and machine CPU, the
+servers' event-loop CPU per request, GPU utilisation where there is a GPU, and the ratios
+the performance goals are stated in.
 Writes build/bench/results.json and build/bench/throughput.png.
 """
 
@@ -87,7 +88,10 @@ def raw_model(tag: str, batch_sizes: list[int], seconds: float, layouts: list[tu
 
 
 class Usage:
-    """CPU of a process tree and of the machine, and GPU busy % (nvidia-smi), over a span."""
+    """CPU of a process tree and of the machine, and GPU busy % (nvidia-smi), over a span.
+    The tree's main threads are counted apart: in every server here they run the event loops
+    (the model threads are others), and a loop's CPU per request is what limits a server
+    whose model runs elsewhere, on a GPU."""
 
     def __init__(self, pid: int | None):
         import psutil
@@ -97,16 +101,18 @@ class Usage:
         self.child_cpu = 0.0  # CPU seconds of a load generator run as a child process (wrk)
         self._stop = threading.Event()
 
-    def _tree_cpu(self) -> float:
-        total = 0.0
+    def _tree_cpu(self) -> tuple[float, float]:
+        """(CPU seconds of the tree, of its processes' main threads)."""
+        total = main = 0.0
         try:
             proc = self.psutil.Process(self.pid)
             for p in [proc, *proc.children(recursive=True)]:
                 t = p.cpu_times()
                 total += t.user + t.system
+                main += sum(th.user_time + th.system_time for th in p.threads() if th.id == p.pid)
         except self.psutil.Error:
             pass
-        return total
+        return total, main
 
     def _sample_gpu(self) -> None:
         while not self._stop.wait(0.2):
@@ -120,7 +126,7 @@ class Usage:
         return t.user + t.system
 
     def __enter__(self) -> "Usage":
-        self.cpu0, self.wall0 = self._tree_cpu() if self.pid else 0.0, time.perf_counter()
+        (self.cpu0, self.main0), self.wall0 = self._tree_cpu() if self.pid else (0.0, 0.0), time.perf_counter()
         self.own0 = self._own_cpu()
         self.psutil.cpu_percent()
         self._thread = None
@@ -132,14 +138,17 @@ class Usage:
     def __exit__(self, *exc) -> None:
         wall = time.perf_counter() - self.wall0
         self.machine_cpu = self.psutil.cpu_percent()
-        self.server_cpu = 100 * (self._tree_cpu() - self.cpu0) / wall if self.pid else float("nan")
+        cpu, main = self._tree_cpu() if self.pid else (float("nan"), float("nan"))
+        self.server_cpu, self.loop_cpu = 100 * (cpu - self.cpu0) / wall, 100 * (main - self.main0) / wall
         self.loadgen_cpu = 100 * (self._own_cpu() - self.own0 + self.child_cpu) / wall
         self._stop.set()
         if self._thread:
             self._thread.join(2)
 
-    def columns(self) -> dict:
+    def columns(self, rps: float) -> dict:
+        # CPU rates over the whole span (wrk's warm-up second included) over the measured rate
         return {"server_cpu_pct": round(self.server_cpu, 1), "loadgen_cpu_pct": round(self.loadgen_cpu, 1),
+                "loop_cpu_us_per_req": round(self.loop_cpu / 100 / rps * 1e6, 1) if rps > 0 and self.pid else None,
                 "machine_cpu_pct": round(self.machine_cpu, 1),
                 "gpu_util_pct": round(sum(self.gpu) / len(self.gpu), 1) if self.gpu else None}
 
@@ -176,7 +185,7 @@ async def run_point(label: str, load: HttpLoad | Send, concurrency: int, seconds
                 row = (await closed_loop(label, poster(http, load), concurrency, seconds)).row() | {"client": "aiohttp"}
         else:
             row = (await closed_loop(label, load, concurrency, seconds)).row() | {"client": sender}
-    row = {**row, **extra, **usage.columns()}
+    row = {**row, **extra, **usage.columns(row["rps"])}
     if batches:
         b1 = batch_counters(*batches)
         row["mean_batch"] = round((b1[0] - b0[0]) / max(b1[1] - b0[1], 1), 1)
@@ -355,7 +364,7 @@ def main() -> None:
     from tiffin import benchmodels, datasets, store
     from tiffin.layout import execution_threads, image_workers
 
-    console = Console(width=160)
+    console = Console(width=180)
     fashion, resnet, probe = store.IMAGE.name + ":latest", store.BENCH_RESNET50.name + ":latest", store.BENCH_PROBE.name + ":latest"
     # The limit is the best of: one stream on 1 thread, one stream on every core, and one
     # single-threaded stream per core side by side (as the hot path's workers run).
@@ -410,8 +419,8 @@ def main() -> None:
     console.print(table)
     limits = ", ".join(f"{m} {v:.0f}/s" for m, v in limit.items())
     table = Table(title=f"served, one image per request, HTTP load from {CLIENT} (best raw: {limits})")
-    for col in ("path", "conc", "req/s", "p50 ms", "p99 ms", "errors", "req/batch", "server CPU %", "load-gen CPU %", "machine CPU %",
-                "GPU %", "vs raw", "vs echo"):
+    for col in ("path", "conc", "req/s", "p50 ms", "p99 ms", "errors", "req/batch", "server CPU %", "loop µs/req", "load-gen CPU %",
+                "machine CPU %", "GPU %", "vs raw", "vs echo"):
         table.add_column(col, justify="right")
     echo_by_c = {r["concurrency"]: r["rps"] for r in echo}
     for r in echo + served:
@@ -420,7 +429,8 @@ def main() -> None:
         r["ratio_to_echo"] = round(r["rps"] / echo_by_c[r["concurrency"]], 3) if r["concurrency"] in echo_by_c else None
         gpu = r.get("gpu_util_pct")
         table.add_row(r["label"], str(r["concurrency"]), f"{r['rps']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
-                      str(r["errors"]), str(r.get("mean_batch", "")), f"{r['server_cpu_pct']:.0f}", f"{r['loadgen_cpu_pct']:.0f}",
+                      str(r["errors"]), str(r.get("mean_batch", "")), f"{r['server_cpu_pct']:.0f}",
+                      "" if r.get("loop_cpu_us_per_req") is None else f"{r['loop_cpu_us_per_req']:.0f}", f"{r['loadgen_cpu_pct']:.0f}",
                       f"{r['machine_cpu_pct']:.0f}",
                       "-" if gpu is None else f"{gpu:.0f}", "" if r["ratio_to_limit"] is None else f"{r['ratio_to_limit']:.2f}",
                       "" if r["ratio_to_echo"] is None else f"{r['ratio_to_echo']:.2f}")

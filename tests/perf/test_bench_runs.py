@@ -28,6 +28,7 @@ def test_bench_runs_every_section(model_store, tmp_path):
     assert {r["model"] for r in result["raw_model"]} == {"fashion-cnn", "bench-resnet50"}
     for row in result["echo"] + result["served"]:
         assert row["errors"] == 0 and row["requests"] > 0, row
+        assert row["loop_cpu_us_per_req"] > 0, row  # the servers' main threads (event loops) did the work
     for row in result["served"]:
         if "hot-path" in row["label"] or "stock" in row["label"]:
             assert row["mean_batch"] >= 1, row
