@@ -167,6 +167,7 @@ class _Connection(asyncio.Protocol):
         self._write_ready()
 
     def _write_ready(self) -> None:
+        self.last_seen = self.loop.time()  # idle counts from the last answer too, not only the last bytes in
         while self.pending and self.pending[0][0] is not None:
             reply, keep_alive, head_only = self.pending.popleft()
             # closing (refused, upgrade asked, shutting down): the last answer says so and closes

@@ -179,6 +179,20 @@ def test_idle_connections_are_closed():
     assert first.startswith(b"HTTP/1.1 200") and rest == b""
 
 
+def test_idle_time_counts_from_the_last_answer():
+    async def test(port, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(post(b"sleep:0.6"))  # answered after longer than the idle timeout
+        first = await reader.readuntil(b'"sleep:0.6"}')
+        await asyncio.sleep(0.25)  # past a sweep of the idle connections, within the timeout
+        writer.write(post(b"again", extra=b"Connection: close\r\n"))
+        rest = await asyncio.wait_for(reader.read(), 3)
+        writer.close()
+        return first, rest
+    first, rest = serving(test, idle_timeout_s=0.4)
+    assert first.startswith(b"HTTP/1.1 200") and json.loads(answers(rest)[0][2])["body"] == "again"
+
+
 def test_stop_answers_what_was_accepted_then_closes():
     async def test(port, listener):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
