@@ -149,6 +149,9 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.refused or self.closing:
             return
+        if self.parser.should_upgrade():  # the parser hands what follows the headers (the body too) to the new protocol
+            return self._refuse(400, "this port speaks HTTP/1.1 only: send the request without an Upgrade header "
+                                     "(e.g. curl --http1.1)")
         body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
         path = self.url.split(b"?", 1)[0].decode("latin-1")
         request = Request(self.parser.get_method().decode("latin-1"), path, self.content_type, body)

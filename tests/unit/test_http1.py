@@ -143,6 +143,14 @@ def test_garbage_gets_400_after_the_answers_before_it():
     assert "malformed HTTP request" in json.loads(got[1][2])["error"] and got[1][1]["connection"] == "close"
 
 
+def test_an_upgrade_request_gets_a_400_that_says_so():
+    async def test(port, _):  # what `curl --http2` sends over plain HTTP
+        return await exchange(port, b"POST /classify HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                                    b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 2\r\n\r\nhi")
+    [(status, headers, body)] = answers(serving(test))
+    assert status == 400 and headers["connection"] == "close" and "without an Upgrade header" in json.loads(body)["error"]
+
+
 def test_a_handler_failure_is_a_500_and_the_connection_lives_on():
     async def test(port, _):
         return await exchange(port, post(b"boom") + post(b"after", extra=b"Connection: close\r\n"))
