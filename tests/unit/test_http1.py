@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 import httpx
 import pytest
 
+from tests.serving import free_port
 from tiffin.http1 import Listener, Reply, Request
 
 
@@ -25,12 +25,6 @@ async def echo(request: Request) -> Reply:
         raise RuntimeError("handler bug")
     return Reply(200, json.dumps({"method": request.method, "path": request.path,
                                   "type": request.content_type.decode(), "body": request.body.decode()}).encode())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serving(test, **options):
