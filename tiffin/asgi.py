@@ -50,7 +50,12 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: tupl
 
 
 def media_type(scope: dict[str, Any]) -> str:
-    return media_of(dict(scope.get("headers", [])).get(b"content-type", b""))
+    return media_of(content_type(scope))
+
+
+def content_type(scope: dict[str, Any]) -> bytes:
+    """The Content-Type header as sent, b"" when there is none."""
+    return dict(scope.get("headers", [])).get(b"content-type", b"")
 
 
 def media_of(content_type: bytes) -> str:

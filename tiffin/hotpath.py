@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from tiffin import image
-from tiffin.asgi import BodyError, media_of, read_body
+from tiffin.asgi import BodyError, content_type, media_of, read_body
 from tiffin.batcher import Batcher, Overloaded
 from tiffin.http1 import Reply, Request
 
@@ -162,8 +162,7 @@ class HotPath:
         else:
             if body is None:
                 return
-            content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
-            reply = await self.handle(Request(scope["method"], scope["path"], content_type, body))
+            reply = await self.handle(Request(scope["method"], scope["path"], content_type(scope), body))
         await send({"type": "http.response.start", "status": reply.status, "headers": [
             (b"content-type", reply.content_type), (b"content-length", str(len(reply.body)).encode()), *reply.headers]})
         await send({"type": "http.response.body", "body": reply.body})
