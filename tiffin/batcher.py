@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
+
+log = logging.getLogger("tiffin")
 
 
 class Overloaded(Exception):
@@ -27,41 +30,59 @@ class Overloaded(Exception):
         self.retry_after = retry_after
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
-    item: np.ndarray
+    item: Any
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     queued_at: float
 
 
-def _settle(outcomes: list[tuple[asyncio.Future, object, BaseException | None]]) -> None:
-    for future, value, error in outcomes:
-        if future.done():
-            continue
-        if error is not None:
+def _settle(futures: list[asyncio.Future], values: list, size: int) -> None:
+    for future, value in zip(futures, values):
+        if not future.done():
+            future.set_result((value, size))
+
+
+def _fail(futures: list[asyncio.Future], errors: list[BaseException]) -> None:
+    for future, error in zip(futures, errors):
+        if not future.done():
             future.set_exception(error)
-        else:
-            future.set_result(value)
 
 
-def _deliver(entries: list[_Entry], values: list, errors: list) -> None:
-    """Hand results back to the event loops: one wake-up per loop per batch, not per request."""
-    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
-    for e, value, error in zip(entries, values, errors):
-        by_loop.setdefault(e.loop, []).append((e.future, value, error))
-    for loop, outcomes in by_loop.items():
-        loop.call_soon_threadsafe(_settle, outcomes)
+def _by_loop(entries: list[_Entry], outcomes: list) -> dict[asyncio.AbstractEventLoop, tuple[list, list]]:
+    """One wake-up per event loop per batch, not per request (a batch nearly always has one loop)."""
+    loop = entries[0].loop
+    if all(e.loop is loop for e in entries):
+        return {loop: ([e.future for e in entries], outcomes)}
+    grouped: dict[asyncio.AbstractEventLoop, tuple[list, list]] = {}
+    for e, outcome in zip(entries, outcomes):
+        futures, values = grouped.setdefault(e.loop, ([], []))
+        futures.append(e.future)
+        values.append(outcome)
+    return grouped
+
+
+def _deliver(entries: list[_Entry], values: list, size: int) -> None:
+    for loop, (futures, outs) in _by_loop(entries, values).items():
+        loop.call_soon_threadsafe(_settle, futures, outs, size)
+
+
+def _deliver_errors(entries: list[_Entry], errors: list[BaseException]) -> None:
+    for loop, (futures, errs) in _by_loop(entries, errors).items():
+        loop.call_soon_threadsafe(_fail, futures, errs)
 
 
 class Batcher:
     def __init__(self, fn: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 64, max_wait_ms: float = 0.0,
                  max_queue: int = 1024, deadline_s: float = 10.0, name: str = "batcher",
-                 on_batch: Callable[[int, float, float], None] | None = None, threads: int = 1):
+                 on_batch: Callable[[int, float, float], None] | None = None, threads: int = 1,
+                 collate: Callable[[Sequence[Any]], Any] = np.stack):
         """`on_batch(size, compute_seconds, oldest_wait_seconds)` runs on the model thread
         after each batch that succeeded: metrics are counted once per batch, off the event loop.
-        `threads` model threads take batches from the one queue side by side."""
-        self.fn, self.max_batch, self.max_wait = fn, max_batch, max_wait_ms / 1000
+        `threads` model threads take batches from the one queue side by side. `collate` makes
+        the queued items one batch for `fn` (default: stacks arrays)."""
+        self.fn, self.collate, self.max_batch, self.max_wait = fn, collate, max_batch, max_wait_ms / 1000
         self.on_batch = on_batch
         self.max_queue, self.deadline = max_queue, deadline_s
         self._queue: collections.deque[_Entry] = collections.deque()
@@ -73,7 +94,7 @@ class Batcher:
         for thread in self._threads:
             thread.start()
 
-    async def submit(self, item: np.ndarray) -> tuple[np.ndarray, int]:
+    async def submit(self, item: Any) -> tuple[Any, int]:
         """Queue one item; returns (its output row, the size of the batch it ran in)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -106,24 +127,29 @@ class Batcher:
             live = [e for e in batch if now - e.queued_at <= self.deadline]
             late = [e for e in batch if now - e.queued_at > self.deadline]
             if late:
-                _deliver(late, [None] * len(late), [Overloaded(
+                _deliver_errors(late, [Overloaded(
                     f"waited {now - e.queued_at:.1f} s, past the {self.deadline:.0f} s deadline", self._retry_after())
                     for e in late])
             if live:
                 start = time.perf_counter()
                 try:
-                    out = self.fn(np.stack([e.item for e in live]))
+                    out = self.fn(self.collate([e.item for e in live]))
                 except Exception as exc:  # one bad batch fails its requests, never the thread
-                    _deliver(live, [None] * len(live), [exc] * len(live))
+                    _deliver_errors(live, [exc] * len(live))
                     continue
-                _deliver(live, [(row, len(live)) for row in out], [None] * len(live))
                 seconds = time.perf_counter() - start
                 with self._cv:
                     self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
                     self.batches += 1
                     self.items += len(live)
+                # Counted before the answers go: once they do, the event loop wakes and takes the
+                # GIL back and forth with this thread, and all that is left to run here is `_take`.
                 if self.on_batch is not None:
-                    self.on_batch(len(live), seconds, now - live[0].queued_at)
+                    try:
+                        self.on_batch(len(live), seconds, now - live[0].queued_at)
+                    except Exception:  # a metrics failure must not cost the batch its answers
+                        log.exception("on_batch failed")
+                _deliver(live, out, len(live))
 
     def close(self) -> None:
         with self._cv:

@@ -57,6 +57,7 @@ class Metrics:
         self.queue_seconds = prom.Histogram("tiffin_hot_path_queue_wait_seconds",
                                             "queue wait of the oldest request in each batch",
                                             buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self._ok = self.answered.labels("ok")  # looked up once: on_batch runs for every batch
 
     @classmethod
     def get(cls) -> "Metrics":
@@ -65,7 +66,7 @@ class Metrics:
         return cls._made
 
     def on_batch(self, size: int, seconds: float, oldest_wait: float) -> None:
-        self.answered.labels("ok").inc(size)
+        self._ok.inc(size)
         self.batch_size.observe(size)
         self.batch_seconds.observe(seconds)
         self.queue_seconds.observe(oldest_wait)
@@ -93,8 +94,13 @@ class HotPath:
         self._labels = [json.dumps(c) for c in classes]
         self._template = ('{"label": %s, "probabilities": {' + ", ".join(f"{q}: %.9g" for q in quoted) + '}, "model": '
                           + json.dumps(tag).replace("%", "%%") + ', "batch_size": %d}')
-        self.batcher = Batcher(lambda pixels: self.answers(predict(pixels)),
+        self.batcher = Batcher(lambda pixels: self.answers(predict(pixels)), collate=self._collate,
                                on_batch=metrics.on_batch if metrics is not None else None, **batching)
+
+    def _collate(self, items: list[bytes]) -> np.ndarray:
+        """Queued inputs (each the model's raw uint8 bytes) -> one (N, *shape) batch: one join
+        in C, where stacking N small arrays cost ~1 µs of Python per item on the model thread."""
+        return np.frombuffer(bytearray().join(items), dtype=np.uint8).reshape(len(items), *self.shape)
 
     def _set_shape(self, shape: tuple[int, ...]) -> None:
         # worked out once here, not on every request
@@ -130,10 +136,10 @@ class HotPath:
         if media == "application/octet-stream":
             if len(body) != self.raw_bytes:
                 return self.refuse(400, f"raw pixels must be {self.raw_bytes} bytes ({shown} uint8), got {len(body)}")
-            pixels = np.frombuffer(body, dtype=np.uint8).reshape(self.shape)
+            pixels = body
         elif media in ("image/png", "image/jpeg") and grey28:
             try:  # decoding a photo takes milliseconds: in a thread, so the loop keeps serving
-                pixels = await asyncio.to_thread(image.decode_image, body)
+                pixels = (await asyncio.to_thread(image.decode_image, body)).tobytes()
             except image.InvalidImage as exc:
                 return self.refuse(400, str(exc))
         else:

@@ -125,3 +125,40 @@ def test_model_threads_run_batches_side_by_side():
     batcher.close()
     assert [int(out[0]) for out, _ in results] == list(range(32))
     assert most == 2 and batcher.items == 32
+
+
+def test_a_batch_drawn_from_two_event_loops_answers_each_on_its_own():
+    started = threading.Event()
+    batcher = Batcher(lambda b: (started.wait(5), b * 2)[1], max_batch=8, max_wait_ms=200)
+    results: dict[int, list] = {}
+
+    def client(offset: int) -> None:
+        async def run():
+            return await asyncio.gather(*(batcher.submit(np.array([offset + i])) for i in range(3)))
+        results[offset] = asyncio.run(run())
+
+    clients = [threading.Thread(target=client, args=(k,)) for k in (0, 100)]
+    for c in clients:
+        c.start()
+    time.sleep(0.05)  # both loops have queued inside the 200 ms window: one batch of 6
+    started.set()
+    for c in clients:
+        c.join(5)
+    batcher.close()
+    assert [int(out[0]) for out, _ in results[0]] == [0, 2, 4]
+    assert [int(out[0]) for out, _ in results[100]] == [200, 202, 204]
+    assert {size for k in results for _, size in results[k]} == {6}
+
+
+def test_a_failing_metrics_hook_does_not_cost_the_batch_its_answers():
+    def broken(size, seconds, wait):
+        raise ValueError("metrics backend gone")
+
+    batcher = Batcher(lambda b: b, max_batch=4, on_batch=broken)
+
+    async def run():
+        return [await asyncio.wait_for(batcher.submit(np.array([i])), 5) for i in range(3)]
+
+    results = asyncio.run(run())
+    batcher.close()
+    assert [int(out[0]) for out, _ in results] == [0, 1, 2] and batcher.items == 3
