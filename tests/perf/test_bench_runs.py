@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_bench_runs_every_section(model_store, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "bench.run", "--seconds", "0.5", "--concurrency", "1,64", "--overload", "128",
+    out = subprocess.run([sys.executable, "-m", "bench.run", "--seconds", "0.5", "--concurrency", "1,64", "--overload", "128", "--rounds", "2",
                           "--store", str(model_store), "--out", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -33,5 +33,5 @@ def test_bench_runs_every_section(model_store, tmp_path):
         if "hot-path" in row["label"] or "stock" in row["label"]:
             assert row["mean_batch"] >= 1, row
     assert len(result["goals"]) == 7
-    assert len(result["paired"]) == 3 and all(p["ratio"] > 0 and p["served"]["errors"] == 0 for p in result["paired"])
+    assert len(result["paired"]) == 2 and all(p["ratio"] > 0 and p["served"]["errors"] == 0 for p in result["paired"])
     MEASUREMENTS.extend(f"bench (0.5 s points): {g['what']}: {g['value']}" for g in result["goals"])
