@@ -63,14 +63,10 @@ def _by_loop(entries: list[_Entry], outcomes: list) -> dict[asyncio.AbstractEven
     return grouped
 
 
-def _deliver(entries: list[_Entry], values: list, size: int) -> None:
-    for loop, (futures, outs) in _by_loop(entries, values).items():
-        loop.call_soon_threadsafe(_settle, futures, outs, size)
-
-
-def _deliver_errors(entries: list[_Entry], errors: list[BaseException]) -> None:
-    for loop, (futures, errs) in _by_loop(entries, errors).items():
-        loop.call_soon_threadsafe(_fail, futures, errs)
+def _deliver(entries: list[_Entry], outcomes: list, settle: Callable, *args) -> None:
+    """`settle(futures, outcomes, *args)` on each entry's event loop (`_settle` or `_fail`)."""
+    for loop, (futures, outs) in _by_loop(entries, outcomes).items():
+        loop.call_soon_threadsafe(settle, futures, outs, *args)
 
 
 class Batcher:
@@ -127,15 +123,15 @@ class Batcher:
             live = [e for e in batch if now - e.queued_at <= self.deadline]
             late = [e for e in batch if now - e.queued_at > self.deadline]
             if late:
-                _deliver_errors(late, [Overloaded(
+                _deliver(late, [Overloaded(
                     f"waited {now - e.queued_at:.1f} s, past the {self.deadline:.0f} s deadline", self._retry_after())
-                    for e in late])
+                    for e in late], _fail)
             if live:
                 start = time.perf_counter()
                 try:
                     out = self.fn(self.collate([e.item for e in live]))
                 except Exception as exc:  # one bad batch fails its requests, never the thread
-                    _deliver_errors(live, [exc] * len(live))
+                    _deliver(live, [exc] * len(live), _fail)
                     continue
                 seconds = time.perf_counter() - start
                 with self._cv:
@@ -149,7 +145,7 @@ class Batcher:
                         self.on_batch(len(live), seconds, now - live[0].queued_at)
                     except Exception:  # a metrics failure must not cost the batch its answers
                         log.exception("on_batch failed")
-                _deliver(live, out, len(live))
+                _deliver(live, out, _settle, len(live))
 
     def close(self) -> None:
         with self._cv:
