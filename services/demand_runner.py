@@ -5,6 +5,7 @@ from __future__ import annotations
 import bentoml
 
 from tiffin import store
+from tiffin.schemas import DemandFeatures
 from tiffin.serving import ModelRunner
 
 
@@ -14,6 +15,8 @@ class DemandRunner(ModelRunner):
 
     # The MLP is microseconds per row: large batches cost nothing, so take up to 256.
     @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=1000)
-    def predict(self, rows: list[dict]) -> list[dict]:
-        counts = self.predictor(rows)
+    def predict(self, rows: list[DemandFeatures]) -> list[dict]:
+        # Typed rows: each request is checked before it joins a batch, where a bad row would
+        # fail every request batched with it.
+        counts = self.predictor([row.model_dump() for row in rows])
         return [{"bikers": float(c), "model": self.tag, "batch_size": len(counts)} for c in counts]

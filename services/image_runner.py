@@ -9,14 +9,19 @@ import sys
 import bentoml
 import numpy as np
 import torch
+from pydantic import AfterValidator
+from typing_extensions import Annotated
 
-from tiffin import store
+from tiffin import image, store
 from tiffin.hotpath import FAST_HOST, FAST_PORT, MAX_BODY, HotPath, Metrics
 from tiffin.http1 import Listener
 from tiffin.layout import execution_threads, gil_switch_seconds, image_workers
 from tiffin.serving import ModelRunner
 
 HOT_PATH = HotPath()
+# The typed route's input, checked per request against the loaded model's input shape
+# (HOT_PATH.shape, set when the model loads) before it joins a batch.
+Pixels = Annotated[np.ndarray, AfterValidator(lambda pixels: image.check_batch(pixels, HOT_PATH.shape))]
 WEIGHTS_BYTES = store.weights_bytes(store.IMAGE)  # picks the CPU layout (tiffin/layout.py)
 
 
@@ -60,7 +65,7 @@ class ImageRunner(ModelRunner):
     # so that bursts queue instead of failing (at 1 s, 256 clients of the typed API saw
     # 2-30 % 503s in `make bench`).
     @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=10_000)
-    def classify(self, pixels: np.ndarray) -> list[dict]:
+    def classify(self, pixels: Pixels) -> list[dict]:
         """uint8 (N, 28, 28) -> per image: probability per class, model tag, batch size."""
         return self.answers(self.predictor(pixels))
 

@@ -55,6 +55,24 @@ def normalise(pixels: np.ndarray | torch.Tensor, mean: float = MEAN, std: float 
     return ((t.float() / 255.0 - mean) / std).unsqueeze(1)
 
 
+def check_batch(pixels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A runner's typed input, checked per request before it joins a batch (a bad one would
+    fail every request batched with it): (N, *shape) whole numbers 0..255 -> uint8.
+    JSON clients send plain integers, which arrive as int64."""
+    shown = ", ".join(map(str, shape))
+    if pixels.ndim != len(shape) + 1 or tuple(pixels.shape[1:]) != tuple(shape):
+        raise ValueError(f"pixels must be a batch of shape (N, {shown}); got {tuple(pixels.shape)} "
+                         f"(one image: wrap it in a list)")
+    if len(pixels) == 0:
+        raise ValueError("pixels is an empty batch; send at least one image")
+    if pixels.dtype != np.uint8:
+        if pixels.dtype.kind not in "iu" or pixels.min() < 0 or pixels.max() > 255:
+            raise ValueError(f"pixels must be whole numbers 0..255 (uint8); got {pixels.dtype} "
+                             f"from {pixels.min()} to {pixels.max()}")
+        pixels = pixels.astype(np.uint8)
+    return pixels
+
+
 def decode_image(data: bytes) -> np.ndarray:
     """PNG/JPEG bytes of any size, grey or colour -> uint8 (28, 28), Fashion-MNIST style.
 

@@ -71,3 +71,27 @@ def test_no_worker_restarted_and_service_still_answers(server, workers_before):
     assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
     r = httpx.post(server.url + "/classify_text", json={"text": "still here"}, timeout=30)
     assert r.status_code == 200
+
+
+def test_demand_bento_alone_checks_each_row_before_batching(server):
+    """The demand runner is a bento of its own (bentos/demand.yaml): its typed route checks
+    every row as the public API does, so one bad row cannot fail the rows batched with it."""
+    import asyncio
+
+    import aiohttp
+
+    from tests.serving import Server
+
+    bad = {k: v for k, v in EXAMPLE_DEMAND_ROW.items() if k != "hr"}
+    with Server("services.demand_runner:DemandRunner") as runner:
+        r = httpx.post(runner.url + "/predict", json={"rows": [{**EXAMPLE_DEMAND_ROW, "hr": 25}]}, timeout=30)
+        assert r.status_code == 400 and "less than or equal to 23" in r.text, r.text
+
+        async def burst():
+            async with aiohttp.ClientSession() as http:
+                async def post(row):
+                    async with http.post(runner.url + "/predict", json={"rows": [row]}) as answer:
+                        return answer.status
+                return await asyncio.gather(*(post(EXAMPLE_DEMAND_ROW if i % 2 else bad) for i in range(32)))
+
+        assert asyncio.run(burst()) == [400, 200] * 16

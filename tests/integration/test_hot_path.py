@@ -75,6 +75,34 @@ def test_wrong_route_and_method(runner):
     assert r.status_code == 405 and "POST" in r.json()["error"]
 
 
+@pytest.mark.parametrize("pixels, fragment", [
+    ([[0] * 28] * 28, "(N, 28, 28); got (28, 28)"),  # one image, not wrapped in a batch
+    ([[[0] * 27] * 28], "(N, 28, 28); got (1, 28, 27)"),
+    ([[[300] * 28] * 28], "whole numbers 0..255"),
+    ([[[0.5] * 28] * 28], "whole numbers 0..255"),
+    ([], "(N, 28, 28); got (0,)"),
+])
+def test_typed_route_checks_each_request_before_batching(runner, pixels, fragment):
+    r = httpx.post(runner.url + "/classify", json={"pixels": pixels}, timeout=30)
+    assert r.status_code == 400 and fragment in r.text, r.text
+
+
+def test_a_bad_request_never_fails_its_batch_mates(runner):
+    """Typed requests share BentoML's batches: a bad one checked only in the model would fail
+    every request batched with it (500s for good input, as it did before the per-request check)."""
+    good = datasets.fashion_mnist().x_test[:1].tolist()  # plain JSON integers
+
+    async def burst():
+        async with aiohttp.ClientSession() as http:
+            async def post(pixels):
+                async with http.post(runner.url + "/classify", json={"pixels": pixels}) as r:
+                    return r.status
+            return await asyncio.gather(*(post(good if i % 2 else [[1] * 28] * 28) for i in range(32)))
+
+    statuses = asyncio.run(burst())
+    assert statuses == [400, 200] * 16, statuses
+
+
 def test_burst_past_the_bound_gets_503_with_retry_after_then_recovers(runner):
     raw = datasets.fashion_mnist().x_test[0].tobytes()
     busy_before = metric(runner.url, 'tiffin_hot_path_requests_total{outcome="busy"}')
