@@ -22,7 +22,7 @@ from tiffin.remote import RunnerBusy, ask
 from tiffin.image import InvalidImage, decode_image
 from tiffin.oip.models import Registry
 from tiffin.oip.rest import V2Root, build_app
-from tiffin import logs
+from tiffin import gc_pauses, logs
 from tiffin import text as text_defaults
 from tiffin.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
@@ -70,6 +70,11 @@ class Tiffin:
         from tiffin.oip import grpc_server
 
         self._grpc = await grpc_server.start(self.oip, GRPC_HOST, GRPC_PORT)
+
+    @bentoml.on_startup
+    def freeze_startup_objects(self) -> None:
+        """After the app and the gRPC server are built: keeps full GCs short (tiffin/gc_pauses.py)."""
+        gc_pauses.freeze_startup_objects()
 
     @bentoml.on_shutdown
     async def stop_grpc(self) -> None:

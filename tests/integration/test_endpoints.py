@@ -148,3 +148,10 @@ def test_each_runner_serves_the_pinned_tag(client):
     assert body["model"] == store.DEMAND.tag != "bikeshare-mlp:latest"
     with open("services/examples/bag.png", "rb") as fh:
         assert client.post("/classify_image", files={"image": fh}).json()["model"] == store.IMAGE.tag
+
+
+def test_every_service_freezes_its_start_up_objects(server):
+    """Each worker of the API and of every runner ran the start-up hook (tiffin/gc_pauses.py),
+    which keeps full garbage collections from stalling answers ~200 ms."""
+    done = server.logs().count("Completed startup hook: freeze_startup_objects")
+    assert done >= 5, f"{done} workers froze their start-up objects; expected one at least per service: the API and 4 runners"
