@@ -22,7 +22,8 @@ from tiffin.remote import RunnerBusy, ask
 from tiffin.image import InvalidImage, decode_image
 from tiffin.oip.models import Registry
 from tiffin.oip.rest import V2Root, build_app
-from tiffin import gc_pauses, logs
+from tiffin import logs
+from tiffin.gc_pauses import FreezesStartupObjects
 from tiffin import text as text_defaults
 from tiffin.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
@@ -49,7 +50,7 @@ def busy(exc: RunnerBusy) -> JSONResponse:
 
 
 @bentoml.service(name="tiffin", workers=1, traffic={"timeout": 60, "max_concurrency": 512})
-class Tiffin:
+class Tiffin(FreezesStartupObjects):
     image_runner = bentoml.depends(ImageRunner)
     text_small = bentoml.depends(TextSmallRunner)
     text_large = bentoml.depends(TextLargeRunner)
@@ -70,11 +71,6 @@ class Tiffin:
         from tiffin.oip import grpc_server
 
         self._grpc = await grpc_server.start(self.oip, GRPC_HOST, GRPC_PORT)
-
-    @bentoml.on_startup
-    def freeze_startup_objects(self) -> None:
-        """After the app and the gRPC server are built: keeps full GCs short (tiffin/gc_pauses.py)."""
-        gc_pauses.freeze_startup_objects()
 
     @bentoml.on_shutdown
     async def stop_grpc(self) -> None:

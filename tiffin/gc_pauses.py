@@ -21,6 +21,8 @@ import gc
 import logging
 import os
 
+import bentoml
+
 log = logging.getLogger("tiffin")
 
 
@@ -31,3 +33,12 @@ def freeze_startup_objects() -> None:
         return
     gc.freeze()
     log.debug("gc: %d start-up objects frozen", gc.get_freeze_count())
+
+
+class FreezesStartupObjects:
+    """Mixin for `@bentoml.service` classes: freezes once the service has started (BentoML runs
+    start-up hooks after the instance, its model and its app are built)."""
+
+    @bentoml.on_startup
+    def freeze_startup_objects(self) -> None:
+        freeze_startup_objects()

@@ -8,14 +8,13 @@ import logging
 import time
 from pathlib import Path
 
-import bentoml
-
-from tiffin import gc_pauses, logs, malloc, predictors, store
+from tiffin import logs, malloc, predictors, store
+from tiffin.gc_pauses import FreezesStartupObjects
 
 log = logging.getLogger("tiffin")
 
 
-class ModelRunner:
+class ModelRunner(FreezesStartupObjects):
     """Mixin for `@bentoml.service` classes that set `model_ref`."""
 
     model_ref: object  # bentoml.models.BentoModel; resolves to the stored model on instances
@@ -37,11 +36,6 @@ class ModelRunner:
         names = self.predictor.config.get("classes") or self.predictor.config["labels"]
         return [{"probabilities": dict(zip(names, row.tolist())), "model": self.tag, "batch_size": len(probs)}
                 for row in probs]
-
-    @bentoml.on_startup
-    def freeze_startup_objects(self) -> None:
-        """After the model and BentoML's app are built: keeps full GCs short (tiffin/gc_pauses.py)."""
-        gc_pauses.freeze_startup_objects()
 
     def __is_ready__(self) -> bool:
         return getattr(self, "_ready", False)
