@@ -62,9 +62,8 @@ class ImagePredictor(Predictor):
     @torch.inference_mode()
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 (N, *input_shape) -> float32 (N, classes) probabilities."""
-        if tuple(pixels.shape[1:]) != self.input_shape:
-            raise ValueError(f"expected (N, {', '.join(map(str, self.input_shape))}) pixels, got {tuple(pixels.shape)}")
-        x = torch.from_numpy(np.require(pixels, np.uint8, ("C", "W")))
+        pixels = image.check_batch(pixels, self.input_shape)
+        x = torch.from_numpy(np.require(pixels, None, ("C", "W")))
         if self.cuda:
             x = x.pin_memory().to(self.device, non_blocking=True)
         x = self.prepare(x).contiguous(memory_format=torch.channels_last)
