@@ -10,6 +10,8 @@ Written here because torchvision cannot be imported beside our torch build.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -72,10 +74,16 @@ class BenchResNet50(nn.Module):
         return self.head(self.features(x))
 
 
+@functools.lru_cache(maxsize=None)
+def _statistics(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # Made once per device: a copy from host memory is not allowed while a CUDA graph is
+    # being captured (tiffin/cuda_graphs.py), and the warm-up runs before the capture.
+    return (torch.tensor(MEAN, device=device).view(1, 3, 1, 1), torch.tensor(STD, device=device).view(1, 3, 1, 1))
+
+
 def normalise(pixels: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 (N, 3, H, W) on any device -> standardised `dtype`, on the same device."""
     if pixels.ndim != 4 or pixels.shape[1] != 3:
         raise ValueError(f"expected (N, 3, H, W) pixels, got {tuple(pixels.shape)}")
-    mean = torch.tensor(MEAN, device=pixels.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=pixels.device).view(1, 3, 1, 1)
+    mean, std = _statistics(pixels.device)
     return ((pixels.float() / 255.0 - mean) / std).to(dtype)
