@@ -106,7 +106,8 @@ class GraphedForward:
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         n = len(pixels)
         out = np.empty((n, self._results.shape[1]), dtype=np.float32)
-        with self._lock:
+        # the device by name: the model thread is not the thread that made the CUDA context
+        with self._lock, torch.cuda.device(self.device):
             staging, results = self._staging.numpy(), self._results.numpy()
             for start, stop, bucket in pieces(n, self.buckets):
                 count = stop - start
