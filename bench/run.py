@@ -291,11 +291,11 @@ async def bench_seed(concurrencies, seconds, raw: bytes) -> list[dict]:
                 for c in concurrencies]
 
 
-async def bench_stock(server, concurrencies, seconds, pixels) -> list[dict]:
+async def bench_stock(server, concurrencies, seconds, pixels, label: str = "baseline-stock-bentoml") -> list[dict]:
     load = HttpLoad(server.url + "/classify", json.dumps({"pixels": pixels[None].tolist()}).encode(),
                     {"Content-Type": "application/json"})
     batches = (server.url, "bentoml_service_adaptive_batch_size", None)
-    return [await run_point("baseline-stock-bentoml", load, c, seconds, server.proc.pid, batches) for c in concurrencies]
+    return [await run_point(label, load, c, seconds, server.proc.pid, batches) for c in concurrencies]
 
 
 def paired_rounds(server, tag: str, best: dict, body: bytes, rounds: int, seconds: float) -> list[dict]:
@@ -343,7 +343,8 @@ def main() -> None:
     # Five: single pairs here spread over 0.62-0.69 within one run (3-4 s windows on a shared VM).
     parser.add_argument("--rounds", type=int, default=5, help="raw / hot-path pairs for the CPU goal's ratio")
     parser.add_argument("--overload", type=int, default=512, help="extra concurrency for the hot path (0: skip)")
-    parser.add_argument("--skip", default="", help="comma list of sections to leave out: api,baselines,resnet")
+    parser.add_argument("--skip", default="", help="comma list of sections to leave out: api,baselines,resnet,fashion "
+                        "(fashion: every Fashion-MNIST point, so no data package is needed: the GPU goal's run)")
     parser.add_argument("--store", type=Path, default=STORE, help="BENTOML_HOME to use (quick models are trained into it)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--client", choices=["wrk", "aiohttp"], default=CLIENT,
@@ -355,7 +356,9 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     os.environ["BENTOML_HOME"] = str(args.store)
     # Throughput does not depend on how well a model is trained: quick models in a store of the bench's own.
-    subprocess.run([sys.executable, "-m", "train.all", "--quick", "--missing"], cwd=ROOT, check=True)
+    with_fashion = "fashion" not in skip
+    if with_fashion:
+        subprocess.run([sys.executable, "-m", "train.all", "--quick", "--missing"], cwd=ROOT, check=True)
     subprocess.run([sys.executable, "-m", "bench.models"], cwd=ROOT, check=True)
 
     from rich.console import Console
@@ -372,40 +375,48 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     layouts = list(dict.fromkeys([(1, 1), (1, cores), (cores, 1)]))
     best = layouts[1:]
+    on_gpu = store.pick_device().type == "cuda"
     console.print("[bold]raw models[/bold] (in-process)")
-    raw = raw_model(fashion, [1, 8, 32, 64, 128, 256], min(args.seconds, 2.0), layouts)
+    raw = raw_model(fashion, [1, 8, 32, 64, 128, 256], min(args.seconds, 2.0), layouts) if with_fashion else []
     if "resnet" not in skip:
-        raw += raw_model(resnet, [1, 8, 32] if "cuda" in raw[0]["device"] else [1, 8], min(args.seconds, 2.0), [(1, cores)])
+        raw += raw_model(resnet, [1, 8, 32, 64, 128] if on_gpu else [1, 8], min(args.seconds, 2.0), [(1, cores)])
 
-    pixels = datasets.fashion_mnist().x_test[0]
     console.print("[bold]served[/bold]")
     echo = asyncio.run(bench_echo(concurrencies, args.seconds))
     served: list[dict] = []
+    paired: list[dict] = []
     hot = [*concurrencies, *([args.overload, 64] if args.overload else [])]
-    with Server("services.image_runner:ImageRunner", {store.IMAGE.env: probe}, ready_timeout=240) as server:
-        served += asyncio.run(bench_hot_path(server, "hot-path probe", pixels.tobytes(), concurrencies, args.seconds))
-    first = max((r for r in raw if r["model"] == store.IMAGE.name), key=lambda r: r["items_per_s"])
-    with Server("services.image_runner:ImageRunner", ready_timeout=240) as server:
-        served += asyncio.run(bench_hot_path(server, "hot-path fashion-cnn", pixels.tobytes(), hot, args.seconds))
-        paired = paired_rounds(server, fashion, first, pixels.tobytes(), args.rounds, args.seconds)
-    # This machine's speed drifts by tens of percent over minutes (a shared VM): the raw model
-    # is measured again right after the served points, and the limit is the best of both.
-    raw += raw_model(fashion, [8, 32, 64], min(args.seconds, 2.0), best, when="after served")
-    if served[-1]["concurrency"] == 64 and args.overload:
-        served[-1]["label"] = f"hot-path fashion-cnn after c={args.overload}"
+    if with_fashion:
+        pixels = datasets.fashion_mnist().x_test[0]
+        with Server("services.image_runner:ImageRunner", {store.IMAGE.env: probe}, ready_timeout=240) as server:
+            served += asyncio.run(bench_hot_path(server, "hot-path probe", pixels.tobytes(), concurrencies, args.seconds))
+        first = max((r for r in raw if r["model"] == store.IMAGE.name), key=lambda r: r["items_per_s"])
+        with Server("services.image_runner:ImageRunner", ready_timeout=240) as server:
+            served += asyncio.run(bench_hot_path(server, "hot-path fashion-cnn", pixels.tobytes(), hot, args.seconds))
+            paired = paired_rounds(server, fashion, first, pixels.tobytes(), args.rounds, args.seconds)
+        # This machine's speed drifts by tens of percent over minutes (a shared VM): the raw model
+        # is measured again right after the served points, and the limit is the best of both.
+        raw += raw_model(fashion, [8, 32, 64], min(args.seconds, 2.0), best, when="after served")
+        if served[-1]["concurrency"] == 64 and args.overload:
+            served[-1]["label"] = f"hot-path fashion-cnn after c={args.overload}"
     if "resnet" not in skip:
         import numpy as np
 
-        image = np.random.default_rng(0).integers(0, 256, benchmodels.INPUT_SHAPE, dtype=np.uint8).tobytes()
-        # On CPU a ResNet-50 batch of 16 takes seconds: fewer clients, longer windows.
-        on_gpu = "cuda" in raw[0]["device"]
+        image = np.random.default_rng(0).integers(0, 256, benchmodels.INPUT_SHAPE, dtype=np.uint8)
+        # On CPU a ResNet-50 batch of 16 takes seconds: fewer clients, longer windows. On a GPU
+        # this is the GPU goal's model: every concurrency, the overload point, and stock BentoML.
         with Server("services.image_runner:ImageRunner", {store.IMAGE.env: resnet}, ready_timeout=240) as server:
-            served += asyncio.run(bench_hot_path(server, "hot-path resnet50", image, concurrencies if on_gpu else [1, 4, 16],
+            served += asyncio.run(bench_hot_path(server, "hot-path resnet50", image.tobytes(), hot if on_gpu else [1, 4, 16],
                                                  args.seconds if on_gpu else max(args.seconds, 10)))
-    if "api" not in skip:
+        if on_gpu and args.overload:
+            served[-1]["label"] = f"hot-path resnet50 after c={args.overload}"
+        if on_gpu and "baselines" not in skip:
+            with Server("bench.baselines.stock:StockImage", {store.IMAGE.env: resnet}, ready_timeout=240) as server:
+                served += asyncio.run(bench_stock(server, concurrencies, args.seconds, image, "baseline-stock-bentoml resnet50"))
+    if "api" not in skip and with_fashion:
         with Server(ready_timeout=240) as server:
             served += asyncio.run(bench_api(server, concurrencies, args.seconds))
-    if "baselines" not in skip:
+    if "baselines" not in skip and with_fashion:
         served += asyncio.run(bench_seed(concurrencies, args.seconds, pixels.tobytes()))
         with Server("bench.baselines.stock:StockImage", ready_timeout=240) as server:
             served += asyncio.run(bench_stock(server, concurrencies, args.seconds, pixels))
@@ -458,6 +469,15 @@ def main() -> None:
     if ("hot-path fashion-cnn", args.overload) in by:
         row = by[("hot-path fashion-cnn", args.overload)]
         goals.append((f"errors at c={args.overload} (goal 0; p99 {row['p99_ms']:.0f} ms)", row["errors"], None))
+    resnet256 = by.get(("hot-path resnet50", 256))
+    if on_gpu and resnet256:
+        goals.append(("bench-resnet50 hot path / raw best batch at c=256 (goal >= 0.60; aim 0.75)", resnet256["ratio_to_limit"], 0.60))
+        within = resnet256["p99_ms"] <= 150 and resnet256["errors"] == 0
+        goals.append((f"bench-resnet50 hot path at c=256: p99 {resnet256['p99_ms']:.0f} ms, {resnet256['errors']} errors "
+                      "(goal: p99 <= 150 ms, 0 errors; 1 = met)", int(within), 1))
+        if ("baseline-stock-bentoml resnet50", 256) in by:
+            stock = by[("baseline-stock-bentoml resnet50", 256)]["rps"]
+            goals.append(("bench-resnet50 hot path / stock BentoML req/s at c=256", round(resnet256["rps"] / max(stock, 1e-9), 1), None))
     for text, value, goal in goals:
         verdict = "" if goal is None else (" [green]met[/green]" if value is not None and value >= goal else " [red]not met[/red]")
         console.print(f"{text}: [bold]{value}[/bold]{verdict}")

