@@ -313,6 +313,22 @@ def paired_rounds(server, tag: str, best: dict, body: bytes, rounds: int, second
     return out
 
 
+def cpu_model() -> str:
+    """The processor's name: the CPU goal's ratio depends on it (the same code measured 0.66 on
+    one 2-core VM and 0.78 on another, whose model ran 1.7x slower), so every result names it."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                      if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        # a VM may show only the brand ("AMD EPYC"): family and model tell the generation
+        return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    except (OSError, KeyError):
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -430,7 +446,8 @@ def main() -> None:
                       f"{r['items_per_s']:.0f}", f"{r['ms_per_batch']:.2f}")
     console.print(table)
     limits = ", ".join(f"{m} {v:.0f}/s" for m, v in limit.items())
-    table = Table(title=f"served, one image per request, HTTP load from {CLIENT} (best raw: {limits})")
+    table = Table(title=f"served, one image per request, HTTP load from {CLIENT} (best raw: {limits}; {cpu_model()}, "
+                        f"{os.cpu_count()} cores)")
     for col in ("path", "conc", "req/s", "p50 ms", "p99 ms", "errors", "req/batch", "server CPU %", "loop µs/req", "load-gen CPU %",
                 "machine CPU %", "GPU %", "vs raw", "vs echo"):
         table.add_column(col, justify="right")
@@ -484,7 +501,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     device, weights = store.pick_device(), store.weights_bytes(store.IMAGE)
     (out / "results.json").write_text(json.dumps({
-        "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_workers": image_workers(device, weights),
+        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_workers": image_workers(device, weights),
         "hot_path_threads": execution_threads(device, weights), "raw_model": raw, "limit_items_per_s": limit, "paired": paired,
         "echo": echo, "served": served, "goals": [{"what": t, "value": v, "goal": g} for t, v, g in goals]}, indent=1))
     plot(echo + served, out / "throughput.png")

@@ -74,39 +74,51 @@ class GraphedForward:
 
     def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], input_shape: tuple[int, ...],
                  device: torch.device, buckets: tuple[int, ...] = DEFAULT_BUCKETS, warmup_runs: int = 3):
+        # An explicit index: "cuda" alone means each thread's current device, which in the
+        # model thread is always 0.
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
         self.buckets, self.device = tuple(sorted(buckets)), device
         largest = self.buckets[-1]
         self._lock = threading.Lock()
-        self._inputs = {b: torch.zeros((b, *input_shape), dtype=torch.uint8, device=device) for b in self.buckets}
-        self._staging = torch.zeros((largest, *input_shape), dtype=torch.uint8).pin_memory()
-        self._done = torch.cuda.Event(blocking=True)
         self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self._outputs: dict[int, torch.Tensor] = {}
-        # One memory pool for every graph: they replay one at a time, and each graph's output
-        # stays allocated (held in _outputs) while the later ones are captured, so no graph's
-        # replay writes over another's output. Largest first: the smaller ones fit in its pool.
-        pool = torch.cuda.graph_pool_handle()
-        with torch.inference_mode():
-            side = torch.cuda.Stream(device)
-            side.wait_stream(torch.cuda.current_stream(device))
-            with torch.cuda.stream(side):  # cuDNN/cuBLAS pick algorithms and workspaces outside capture
-                for b in self.buckets:
-                    for _ in range(warmup_runs):
-                        forward(self._inputs[b])
-            torch.cuda.current_stream(device).wait_stream(side)
-            for b in reversed(self.buckets):
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, pool=pool):
-                    self._outputs[b] = forward(self._inputs[b])
-                self._graphs[b] = graph
-        classes = self._outputs[largest].shape[1]
-        self._results = torch.zeros((largest, classes), dtype=torch.float32).pin_memory()
-        torch.cuda.synchronize(device)
+        with torch.cuda.device(device):
+            # made outside inference mode: ordinary tensors may be written in place in any mode
+            self._inputs = {b: torch.zeros((b, *input_shape), dtype=torch.uint8, device=device) for b in self.buckets}
+            self._staging = torch.zeros((largest, *input_shape), dtype=torch.uint8).pin_memory()
+            self._done = torch.cuda.Event(blocking=True)
+            with torch.inference_mode():
+                self._capture(forward, warmup_runs)
+            classes = self._outputs[largest].shape[1]
+            self._results = torch.zeros((largest, classes), dtype=torch.float32).pin_memory()
+            torch.cuda.synchronize(device)
+
+    def _capture(self, forward: Callable[[torch.Tensor], torch.Tensor], warmup_runs: int) -> None:
+        device = self.device
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):  # cuDNN/cuBLAS pick algorithms and workspaces outside capture
+            for b in self.buckets:
+                for _ in range(warmup_runs):
+                    forward(self._inputs[b])
+        torch.cuda.current_stream(device).wait_stream(side)
+        # One memory pool for every graph, largest captured first (the smaller ones fit in what
+        # it left), all on one capture stream of this device: torch.cuda.graph's own default
+        # stream is made on whatever device was current when first used. Sharing the pool
+        # means replaying one graph may overwrite another's output: safe here because each
+        # call copies its output out and waits for it before the next replay, under the lock.
+        pool, capture = torch.cuda.graph_pool_handle(), torch.cuda.Stream(device)
+        for b in reversed(self.buckets):
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=pool, stream=capture):
+                self._outputs[b] = forward(self._inputs[b])
+            self._graphs[b] = graph
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         n = len(pixels)
         out = np.empty((n, self._results.shape[1]), dtype=np.float32)
-        # the device by name: the model thread is not the thread that made the CUDA context
+        # by index: the model thread is not the thread that built this, and its current device is 0
         with self._lock, torch.cuda.device(self.device):
             staging, results = self._staging.numpy(), self._results.numpy()
             for start, stop, bucket in pieces(n, self.buckets):

@@ -3,6 +3,8 @@ any machine, and, where a GPU is present, that the graphs answer as the eager pa
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -58,10 +60,21 @@ def test_graphs_answer_as_the_eager_pass_does(n):
 
     graphed = cuda_graphs.GraphedForward(forward, (28, 28), device, BUCKETS)
     rng = np.random.default_rng(n)
-    for _ in range(2):  # a second batch through the same buffers: nothing of the first leaks into it
-        pixels = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        with torch.inference_mode():
-            expected = forward(torch.from_numpy(pixels).to(device)).cpu().numpy()
-            got = graphed(pixels)
+    answers: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def call() -> None:  # from a thread of its own, as the batcher's model thread calls it
+        for _ in range(2):  # a second batch through the same buffers: nothing of the first leaks into it
+            pixels = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+            with torch.inference_mode():
+                expected = forward(torch.from_numpy(pixels).to(device)).cpu().numpy()
+                answers.append((graphed(pixels), expected))
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join()
+    assert len(answers) == 2
+    for got, expected in answers:
         assert got.shape == (n, 10)
         np.testing.assert_allclose(got, expected, atol=2e-3)
+    # an empty capture would answer every batch with the zero warm-up input's output
+    assert not np.allclose(answers[0][0], answers[1][0])
