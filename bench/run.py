@@ -446,7 +446,8 @@ def main() -> None:
                       f"{r['items_per_s']:.0f}", f"{r['ms_per_batch']:.2f}")
     console.print(table)
     limits = ", ".join(f"{m} {v:.0f}/s" for m, v in limit.items())
-    table = Table(title=f"served, one image per request, HTTP load from {CLIENT} (best raw: {limits}; {cpu_model()}, "
+    processor = cpu_model()
+    table = Table(title=f"served, one image per request, HTTP load from {CLIENT} (best raw: {limits}; {processor}, "
                         f"{os.cpu_count()} cores)")
     for col in ("path", "conc", "req/s", "p50 ms", "p99 ms", "errors", "req/batch", "server CPU %", "loop µs/req", "load-gen CPU %",
                 "machine CPU %", "GPU %", "vs raw", "vs echo"):
@@ -501,7 +502,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     device, weights = store.pick_device(), store.weights_bytes(store.IMAGE)
     (out / "results.json").write_text(json.dumps({
-        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_workers": image_workers(device, weights),
+        "cpu_model": processor, "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_workers": image_workers(device, weights),
         "hot_path_threads": execution_threads(device, weights), "raw_model": raw, "limit_items_per_s": limit, "paired": paired,
         "echo": echo, "served": served, "goals": [{"what": t, "value": v, "goal": g} for t, v, g in goals]}, indent=1))
     plot(echo + served, out / "throughput.png")
