@@ -55,7 +55,7 @@ proto: install
 # Builds the all-in-one bento and one per separately deployable service (bentos/),
 # each pinning its models (the newest in the store, or TIFFIN_*_MODEL) and dependencies.
 build: install
-	$(PY) -m tiffin.requirements build/requirements.txt
+	$(PY) -m tiffin.deploy.requirements build/requirements.txt
 	$(BENTOML) build . 
 	for f in bentos/*.yaml; do $(BENTOML) build -f $$f . || exit 1; done
 
@@ -85,7 +85,7 @@ $(TORCH_WHEEL): | install
 	test -f $@
 
 containerize: install base-image $(TORCH_WHEEL)
-	$(PY) -m tiffin.requirements build/requirements-cpu.txt --torch-wheel $(TORCH_WHEEL)
+	$(PY) -m tiffin.deploy.requirements build/requirements-cpu.txt --torch-wheel $(TORCH_WHEEL)
 	$(BENTOML) build -f bentos/container/tiffin-cpu.yaml .
 	$(BENTOML) containerize --backend $(CONTAINER_BACKEND) tiffin-cpu:latest -t $(CONTAINER_IMAGE)
 
@@ -97,7 +97,7 @@ deploy: install
 # Kubernetes manifests (Knative Service; Deployment + Service + HPA) for IMAGE.
 IMAGE ?= tiffin:latest
 k8s: install
-	$(PY) -m tiffin.k8s $(IMAGE) build/k8s
+	$(PY) -m tiffin.deploy.k8s $(IMAGE) build/k8s
 
 bench: install
 	$(PY) -m bench.run

@@ -26,7 +26,7 @@ def main(repeats: int = 3) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tests.serving import Server
+    from tiffin.deploy.serve import Server
 
     table = Table(title=f"bentoml serve: start -> /readyz 200 ({repeats} runs, {os.cpu_count()} CPU cores)")
     for col in ("service", "median s", "min s", "max s"):

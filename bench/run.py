@@ -55,10 +55,11 @@ def raw_model(tag: str, batch_sizes: list[int], seconds: float, layouts: list[tu
     import numpy as np
     import torch
 
-    from tiffin import malloc, predictors
+    from tiffin import families
+    from tiffin.runtime import malloc
 
     malloc.keep_batch_buffers()  # as the runners do
-    _, predictor = predictors.load(tag)
+    _, predictor = families.load(tag)
     rng = np.random.default_rng(0)
     rows = []
     for streams, t in layouts:
@@ -198,7 +199,7 @@ async def run_point(label: str, load: HttpLoad | Send, concurrency: int, seconds
 def uvicorn_app(app: str, env: dict[str, str] | None = None):
     import httpx
 
-    from tests.serving import free_port
+    from tiffin.deploy.serve import free_port
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning",
@@ -253,12 +254,13 @@ def multipart(field: str, filename: str, content_type: str, data: bytes) -> tupl
 async def bench_api(server, concurrencies, seconds) -> list[dict]:
     import grpc
 
-    from tiffin import datasets, image
     from tiffin.oip import inference_pb2 as pb
     from tiffin.oip import inference_pb2_grpc as pb_grpc
+    from tiffin.wire.images import encode_png
+    from train import datasets
 
     pixels = datasets.fashion_mnist().x_test[0]
-    png = image.encode_png(pixels)
+    png = encode_png(pixels)
     raw = pixels.tobytes()
     head = json.dumps({"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, 28, 28],
                                    "parameters": {"binary_data_size": len(raw)}}],
@@ -380,12 +382,15 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tests.serving import Server
-    from tiffin import benchmodels, datasets, store
-    from tiffin.layout import execution_threads, image_workers
+    from tiffin import store
+    from tiffin.deploy.serve import Server
+    from tiffin.families import benchmark
+    from tiffin.families.fashion import FAMILY as FASHION
+    from tiffin.runtime.layout import execution_threads, image_workers
 
     console = Console(width=180)
-    fashion, resnet, probe = store.IMAGE.name + ":latest", store.BENCH_RESNET50.name + ":latest", store.BENCH_PROBE.name + ":latest"
+    image_env = FASHION.env
+    fashion, resnet, probe = (f"{f.name}:latest" for f in (FASHION, benchmark.RESNET50, benchmark.PROBE))
     # The limit is the best of: one stream on 1 thread, one stream on every core, and one
     # single-threaded stream per core side by side (as the hot path's workers run).
     cores = len(os.sched_getaffinity(0))
@@ -403,10 +408,12 @@ def main() -> None:
     paired: list[dict] = []
     hot = [*concurrencies, *([args.overload, 64] if args.overload else [])]
     if with_fashion:
+        from train import datasets
+
         pixels = datasets.fashion_mnist().x_test[0]
-        with Server("services.image_runner:ImageRunner", {store.IMAGE.env: probe}, ready_timeout=240) as server:
+        with Server("services.image_runner:ImageRunner", {image_env: probe}, ready_timeout=240) as server:
             served += asyncio.run(bench_hot_path(server, "hot-path probe", pixels.tobytes(), concurrencies, args.seconds))
-        first = max((r for r in raw if r["model"] == store.IMAGE.name), key=lambda r: r["items_per_s"])
+        first = max((r for r in raw if r["model"] == FASHION.name), key=lambda r: r["items_per_s"])
         with Server("services.image_runner:ImageRunner", ready_timeout=240) as server:
             served += asyncio.run(bench_hot_path(server, "hot-path fashion-cnn", pixels.tobytes(), hot, args.seconds))
             paired = paired_rounds(server, fashion, first, pixels.tobytes(), args.rounds, args.seconds)
@@ -418,16 +425,16 @@ def main() -> None:
     if "resnet" not in skip:
         import numpy as np
 
-        image = np.random.default_rng(0).integers(0, 256, benchmodels.INPUT_SHAPE, dtype=np.uint8)
+        image = np.random.default_rng(0).integers(0, 256, benchmark.INPUT_SHAPE, dtype=np.uint8)
         # On CPU a ResNet-50 batch of 16 takes seconds: fewer clients, longer windows. On a GPU
         # this is the GPU goal's model: every concurrency, the overload point, and stock BentoML.
-        with Server("services.image_runner:ImageRunner", {store.IMAGE.env: resnet}, ready_timeout=240) as server:
+        with Server("services.image_runner:ImageRunner", {image_env: resnet}, ready_timeout=240) as server:
             served += asyncio.run(bench_hot_path(server, "hot-path resnet50", image.tobytes(), hot if on_gpu else [1, 4, 16],
                                                  args.seconds if on_gpu else max(args.seconds, 10)))
         if on_gpu and args.overload:
             served[-1]["label"] = f"hot-path resnet50 after c={args.overload}"
         if on_gpu and "baselines" not in skip:
-            with Server("bench.baselines.stock:StockImage", {store.IMAGE.env: resnet}, ready_timeout=240) as server:
+            with Server("bench.baselines.stock:StockImage", {image_env: resnet}, ready_timeout=240) as server:
                 served += asyncio.run(bench_stock(server, concurrencies, args.seconds, image, "baseline-stock-bentoml resnet50"))
     if "api" not in skip and with_fashion:
         with Server(ready_timeout=240) as server:
@@ -500,7 +507,7 @@ def main() -> None:
         verdict = "" if goal is None else (" [green]met[/green]" if value is not None and value >= goal else " [red]not met[/red]")
         console.print(f"{text}: [bold]{value}[/bold]{verdict}")
     out.mkdir(parents=True, exist_ok=True)
-    device, weights = store.pick_device(), store.weights_bytes(store.IMAGE)
+    device, weights = store.pick_device(), store.weights_bytes(FASHION.tag)
     (out / "results.json").write_text(json.dumps({
         "cpu_model": processor, "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_workers": image_workers(device, weights),
         "hot_path_threads": execution_threads(device, weights), "raw_model": raw, "limit_items_per_s": limit, "paired": paired,

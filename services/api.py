@@ -6,7 +6,6 @@ Serve everything with `bentoml serve services.api:Tiffin` (what `make serve` run
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import bentoml
@@ -17,22 +16,16 @@ from typing_extensions import Annotated
 from services.demand_runner import DemandRunner
 from services.image_runner import ImageRunner
 from services.text_runner import TextLargeRunner, TextSmallRunner
-from tiffin.guard import RequestGuard, Rule
-from tiffin.remote import RunnerBusy, ask
-from tiffin.image import InvalidImage, decode_image
+from tiffin.config import settings
 from tiffin.oip.models import Registry
 from tiffin.oip.rest import V2Root, build_app
-from tiffin import logs
-from tiffin.gc_pauses import FreezesStartupObjects
-from tiffin import text as text_defaults
-from tiffin.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
+from tiffin.runtime import logs
+from tiffin.runtime.gc_pauses import FreezesStartupObjects
+from tiffin.runtime.guard import RequestGuard, Rule
+from tiffin.runtime.remote import RunnerBusy, ask
+from tiffin.wire.images import InvalidImage, decode_image
+from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
-MAX_IMAGE_BYTES = int(os.environ.get("TIFFIN_MAX_IMAGE_BYTES", 8 * 1024 * 1024))
-MAX_JSON_BYTES = int(os.environ.get("TIFFIN_MAX_JSON_BYTES", 64 * 1024))
-CASCADE_THRESHOLD = float(os.environ.get("TIFFIN_CASCADE_THRESHOLD", text_defaults.CASCADE_THRESHOLD))
-# The Open Inference Protocol over gRPC listens beside the HTTP port.
-GRPC_HOST = os.environ.get("TIFFIN_GRPC_HOST", "0.0.0.0")
-GRPC_PORT = int(os.environ.get("TIFFIN_GRPC_PORT", 3001))
 OIP_APP = build_app()
 
 
@@ -58,8 +51,7 @@ class Tiffin(FreezesStartupObjects):
 
     def __init__(self) -> None:
         logs.configure()
-        self.oip = Registry(self, max_batch={
-            name: min(api.max_batch_size for api in dep.on.apis.values()) for name, dep in Tiffin.dependencies.items()})
+        self.oip = Registry.of(Tiffin, self)  # every runner above, by its family's OIP signature
         OIP_APP.state.registry = self.oip
         self._grpc = None
 
@@ -70,7 +62,7 @@ class Tiffin(FreezesStartupObjects):
         # this module, e.g. in tests or tools that only read the service definition.
         from tiffin.oip import grpc_server
 
-        self._grpc = await grpc_server.start(self.oip, GRPC_HOST, GRPC_PORT)
+        self._grpc = await grpc_server.start(self.oip, settings().grpc_host, settings().grpc_port)
 
     @bentoml.on_shutdown
     async def stop_grpc(self) -> None:
@@ -103,7 +95,7 @@ class Tiffin(FreezesStartupObjects):
         answered = "large" if tier == "large" else "small"
         try:
             [answer] = await ask(runner.to_async.classify, [text])
-            if tier == "auto" and answer["probabilities"][top(answer)] < CASCADE_THRESHOLD:
+            if tier == "auto" and answer["probabilities"][top(answer)] < settings().cascade_threshold:
                 [answer] = await ask(self.text_large.to_async.classify, [text])
                 answered = "large"
         except RunnerBusy as exc:
@@ -125,7 +117,7 @@ class Tiffin(FreezesStartupObjects):
 Tiffin.mount_asgi_app(OIP_APP, path="/v2")
 Tiffin.add_asgi_middleware(V2Root)
 Tiffin.add_asgi_middleware(RequestGuard, rules={
-    "/classify_image": Rule("multipart/form-data", MAX_IMAGE_BYTES, form_fields=frozenset({"image"})),
-    "/classify_text": Rule("application/json", MAX_JSON_BYTES),
-    "/predict_demand": Rule("application/json", MAX_JSON_BYTES),
+    "/classify_image": Rule("multipart/form-data", settings().max_image_bytes, form_fields=frozenset({"image"})),
+    "/classify_text": Rule("application/json", settings().max_json_bytes),
+    "/predict_demand": Rule("application/json", settings().max_json_bytes),
 })

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import bentoml
 
-from tiffin import store
-from tiffin.schemas import DemandFeatures
-from tiffin.serving import ModelRunner
+from tiffin.families import bikeshare
+from tiffin.runtime.runner import ModelRunner
+from tiffin.wire.schemas import DemandFeatures
 
 
 @bentoml.service(name="tiffin-demand", workers=1, traffic={"timeout": 30})
 class DemandRunner(ModelRunner):
-    model_ref = bentoml.models.BentoModel(store.DEMAND.tag)
+    family = bikeshare.FAMILY
+    model_ref = bentoml.models.BentoModel(family.tag)
 
     # The MLP is microseconds per row: large batches cost nothing, so take up to 256.
     @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=1000)

@@ -3,7 +3,6 @@ or any model with an image predictor, e.g. the benchmark ResNet-50 via TIFFIN_IM
 
 from __future__ import annotations
 
-import os
 import sys
 
 import bentoml
@@ -12,22 +11,26 @@ import torch
 from pydantic import AfterValidator
 from typing_extensions import Annotated
 
-from tiffin import image, store
-from tiffin.hotpath import FAST_HOST, FAST_PORT, MAX_BODY, HotPath, Metrics
-from tiffin.http1 import Listener
-from tiffin.layout import execution_threads, gil_switch_seconds, image_workers
-from tiffin.serving import ModelRunner
+from tiffin import store
+from tiffin.config import settings
+from tiffin.families import fashion
+from tiffin.runtime.hotpath import MAX_BODY, HotPath, Metrics
+from tiffin.runtime.http1 import Listener
+from tiffin.runtime.layout import execution_threads, gil_switch_seconds, image_workers
+from tiffin.runtime.runner import ModelRunner
+from tiffin.wire.images import check_batch
 
 HOT_PATH = HotPath()
 # The typed route's input, checked per request against the loaded model's input shape
 # (HOT_PATH.shape, set when the model loads) before it joins a batch.
-Pixels = Annotated[np.ndarray, AfterValidator(lambda pixels: image.check_batch(pixels, HOT_PATH.shape))]
-WEIGHTS_BYTES = store.weights_bytes(store.IMAGE)  # picks the CPU layout (tiffin/layout.py)
+Pixels = Annotated[np.ndarray, AfterValidator(lambda pixels: check_batch(pixels, HOT_PATH.shape))]
+WEIGHTS_BYTES = store.weights_bytes(fashion.FAMILY.tag)  # picks the CPU layout (tiffin/runtime/layout.py)
 
 
 @bentoml.service(name="tiffin-image", workers=image_workers(store.pick_device(), WEIGHTS_BYTES), traffic={"timeout": 30})
 class ImageRunner(ModelRunner):
-    model_ref = bentoml.models.BentoModel(store.IMAGE.tag)
+    family = fashion.FAMILY
+    model_ref = bentoml.models.BentoModel(family.tag)
 
     def __init__(self) -> None:
         model_threads, intra_op = execution_threads(store.pick_device(), WEIGHTS_BYTES)
@@ -38,16 +41,14 @@ class ImageRunner(ModelRunner):
         # growing past 32-64, see `make bench`); a GPU wants 128. 1024 queued items keep
         # 512 closed-loop clients queued, not refused, at ~0.5 s of work on this machine;
         # past the 10 s deadline a request is refused, not run.
-        default_batch = 128 if self.device.type == "cuda" else 64
+        config = settings()
         self.hot_metrics = Metrics.get()
-        HOT_PATH.attach(self.predictor, self.tag, self.predictor.config["classes"], self.predictor.input_shape,
-                        self.hot_metrics, max_batch=int(os.environ.get("TIFFIN_HOT_MAX_BATCH", default_batch)),
-                        max_wait_ms=float(os.environ.get("TIFFIN_HOT_MAX_WAIT_MS", 0)),
-                        max_queue=int(os.environ.get("TIFFIN_HOT_MAX_QUEUE", 1024)),
-                        deadline_s=float(os.environ.get("TIFFIN_HOT_DEADLINE_S", 10)), name="image-hot-path",
-                        threads=model_threads)
-        self.listener = None if FAST_PORT == "off" else Listener(HOT_PATH.handle, HOT_PATH.refuse, FAST_HOST, int(FAST_PORT),
-                                                                   max_body=MAX_BODY)
+        HOT_PATH.attach(self.predictor, self.tag, self.predictor.classes, self.predictor.input_shape, self.hot_metrics,
+                        max_batch=config.hot_max_batch or (128 if self.device.type == "cuda" else 64),
+                        max_wait_ms=config.hot_max_wait_ms, max_queue=config.hot_max_queue,
+                        deadline_s=config.hot_deadline_s, name="image-hot-path", threads=model_threads)
+        self.listener = None if config.fast_port is None else Listener(
+            HOT_PATH.handle, HOT_PATH.refuse, config.fast_host, config.fast_port, max_body=MAX_BODY)
 
     @bentoml.on_startup
     async def start_hot_path(self) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import bentoml
 
-from tiffin import store
-from tiffin.serving import ModelRunner
+from tiffin.families import minilm, textcnn
+from tiffin.runtime.runner import ModelRunner
 
 
 @bentoml.service(name="tiffin-text-small", workers=1, traffic={"timeout": 30})
 class TextSmallRunner(ModelRunner):
-    model_ref = bentoml.models.BentoModel(store.TEXT_SMALL.tag)
+    family = textcnn.FAMILY
+    model_ref = bentoml.models.BentoModel(family.tag)
 
     # The TextCNN costs well under 1 ms per snippet on CPU: batches of 64 amortise the
     # per-call overhead, which dominates here.
@@ -22,7 +23,8 @@ class TextSmallRunner(ModelRunner):
 
 @bentoml.service(name="tiffin-text-large", workers=1, traffic={"timeout": 60})
 class TextLargeRunner(ModelRunner):
-    model_ref = bentoml.models.BentoModel(store.TEXT_LARGE.tag)
+    family = minilm.FAMILY
+    model_ref = bentoml.models.BentoModel(family.tag)
 
     # MiniLM costs a few ms per snippet on 2 CPU cores; 32 keeps a batch near 100 ms
     # there, and on a GPU it is still cheap. The latency bound is wider to match.

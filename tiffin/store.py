@@ -1,4 +1,4 @@
-"""The model store: names, tags, and how a model is written to and read from it.
+"""The model store: how a model version is written to it and read from it.
 
 Artifacts are safetensors weights plus JSON configs. Nothing is pickled, so loading a
 model from a bento someone else built cannot run arbitrary code (torch.load would
@@ -8,50 +8,23 @@ unpickle; safetensors is plain tensors).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from tiffin import config
+
+if TYPE_CHECKING:
+    from tiffin.families.base import Family
 
 WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
 CURVE = "learning_curve.png"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str       # model-store name
-    env: str        # environment variable that overrides the tag to serve
-    family: str
-    task: str
-    tier: str = ""
-
-    @property
-    def tag(self) -> str:
-        """The tag a service loads: $ENV if set, else the newest version."""
-        return os.environ.get(self.env) or f"{self.name}:latest"
-
-    @property
-    def labels(self) -> dict[str, str]:
-        labels = {"family": self.family, "task": self.task, "project": "tiffin"}
-        if self.tier:
-            labels["tier"] = self.tier
-        return labels
-
-
-IMAGE = ModelSpec("fashion-cnn", "TIFFIN_IMAGE_MODEL", "image", "classification")
-TEXT_SMALL = ModelSpec("review-textcnn", "TIFFIN_TEXT_SMALL_MODEL", "text", "sentiment", "small")
-TEXT_LARGE = ModelSpec("review-minilm", "TIFFIN_TEXT_LARGE_MODEL", "text", "sentiment", "large")
-DEMAND = ModelSpec("bikeshare-mlp", "TIFFIN_DEMAND_MODEL", "tabular", "regression")
-ALL = (IMAGE, TEXT_SMALL, TEXT_LARGE, DEMAND)
-# Random weights, for `make bench` only (tiffin/benchmodels.py); served via TIFFIN_IMAGE_MODEL.
-BENCH_RESNET50 = ModelSpec("bench-resnet50", "TIFFIN_BENCH_MODEL", "image", "benchmark")
-BENCH_PROBE = ModelSpec("bench-probe", "TIFFIN_BENCH_MODEL", "image", "benchmark")
 
 
 def code_version() -> str:
@@ -67,7 +40,7 @@ def code_version() -> str:
 
 
 def save(
-    spec: ModelSpec,
+    family: Family,
     module: torch.nn.Module,
     config: dict[str, Any],
     *,
@@ -79,7 +52,7 @@ def save(
     curve: Path | None = None,
     copy_dirs: dict[str, Path] | None = None,
 ) -> str:
-    """Write a new version of `spec` into the store and return its tag."""
+    """Write a new version of `family` into the store and return its tag."""
     import bentoml
     from safetensors.torch import save_file
 
@@ -93,7 +66,7 @@ def save(
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "torch": str(torch.__version__),
     }
-    with bentoml.models.create(spec.name, labels=spec.labels, metadata=metadata) as model:
+    with bentoml.models.create(family.name, labels=family.labels, metadata=metadata) as model:
         path = Path(model.path)
         state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
         save_file(state, str(path / WEIGHTS))
@@ -113,21 +86,20 @@ class Loaded:
     metadata: dict[str, Any]
 
 
-def open_model(spec_or_tag: ModelSpec | str) -> Loaded:
+def open_model(tag: str) -> Loaded:
     import bentoml
 
-    tag = spec_or_tag.tag if isinstance(spec_or_tag, ModelSpec) else spec_or_tag
     model = bentoml.models.get(tag)
     path = Path(model.path)
     return Loaded(str(model.tag), path, json.loads((path / CONFIG).read_text()), dict(model.info.metadata))
 
 
-def weights_bytes(spec: ModelSpec) -> int:
+def weights_bytes(tag: str) -> int:
     """The size of a stored model's weights file; 0 when the model is not in the store."""
     import bentoml
 
     try:
-        return (Path(bentoml.models.get(spec.tag).path) / WEIGHTS).stat().st_size
+        return (Path(bentoml.models.get(tag).path) / WEIGHTS).stat().st_size
     except (bentoml.exceptions.NotFound, FileNotFoundError):
         return 0
 
@@ -141,7 +113,7 @@ def load_weights(module: torch.nn.Module, model_dir: Path, device: torch.device 
 
 def pick_device() -> torch.device:
     """CUDA when present, else CPU; TIFFIN_DEVICE overrides (e.g. 'cpu' on a GPU box)."""
-    wanted = os.environ.get("TIFFIN_DEVICE")
+    wanted = config.settings().device
     if wanted:
         return torch.device(wanted)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -11,14 +11,9 @@ import subprocess
 import sys
 import time
 
-from tiffin import store
+from tiffin import families
 
-SCRIPTS = {
-    store.IMAGE.name: "train.image",
-    store.TEXT_SMALL.name: "train.text",
-    store.TEXT_LARGE.name: "train.text_large",
-    store.DEMAND.name: "train.demand",
-}
+SCRIPTS = {family.name: family.train for family in families.TRAINED}  # store name -> training module
 
 
 def missing() -> list[str]:

@@ -1,3 +1,5 @@
+"""What every training script shares: its command line, a timer, where the curve goes."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,6 +9,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from tiffin.config import settings
 
 
 def parse(description: str, epochs: int) -> argparse.Namespace:
@@ -19,7 +23,7 @@ def parse(description: str, epochs: int) -> argparse.Namespace:
         args.epochs = 1 if args.quick else epochs
     torch.manual_seed(args.seed)
     # Two cores here: more intra-op threads than cores only adds contention.
-    torch.set_num_threads(int(os.environ.get("TIFFIN_TRAIN_THREADS", os.cpu_count() or 1)))
+    torch.set_num_threads(settings().train_threads or os.cpu_count() or 1)
     return args
 
 

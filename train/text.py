@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from tiffin import datasets, store, text, training
+from tiffin import store
+from tiffin.families import textcnn
+from train import datasets
+from train import loop
 from train.common import Timer, curve_path, parse, report
 
 
@@ -18,26 +21,26 @@ def main() -> str:
     params = {"dim": 128, "filters": 100, "widths": [3, 4, 5], "dropout": 0.5, "max_len": 64, "min_freq": 2,
               "epochs": args.epochs, "lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4,
               "train_rows": len(y_train), "seed": args.seed}
-    vocab = text.Vocabulary.build(x_train, min_freq=params["min_freq"], max_len=params["max_len"])
+    vocab = textcnn.Vocabulary.build(x_train, min_freq=params["min_freq"], max_len=params["max_len"])
     xtr, ytr = vocab.encode(x_train), torch.as_tensor(y_train)
     xte, yte = vocab.encode(data.x_test), torch.as_tensor(data.y_test)
-    model = text.TextCNN(len(vocab), params["dim"], params["filters"], params["widths"], dropout=params["dropout"])
+    model = textcnn.TextCNN(len(vocab), params["dim"], params["filters"], params["widths"], dropout=params["dropout"])
 
     def evaluate() -> dict[str, float]:
-        logits = training.predict_in_batches(model, xte)
+        logits = loop.predict_in_batches(model, xte)
         return {"test_loss": float(F.cross_entropy(logits, yte)), "test_accuracy": float((logits.argmax(1) == yte).float().mean())}
 
     steps = (len(ytr) + params["batch_size"] - 1) // params["batch_size"]
     with Timer() as timer:
-        history = training.fit(
-            model, training.shuffled(xtr, ytr, params["batch_size"], args.seed), steps, F.cross_entropy, evaluate,
+        history = loop.fit(
+            model, loop.shuffled(xtr, ytr, params["batch_size"], args.seed), steps, F.cross_entropy, evaluate,
             epochs=args.epochs, lr=params["lr"], weight_decay=params["weight_decay"], description="review-textcnn",
         )
     metrics = {k: history[-1][k] for k in ("test_accuracy", "test_loss")}
-    config = {"arch": "TextCNN", "vocab": vocab.to_json(), "labels": text.LABELS,
+    config = {"arch": textcnn.FAMILY.arch, "vocab": vocab.to_json(), "labels": textcnn.LABELS,
               **{k: params[k] for k in ("dim", "filters", "widths")}}
-    curve = training.plot_curve(history, curve_path("text"), "Rotten Tomatoes TextCNN")
-    tag = store.save(store.TEXT_SMALL, model, config, metrics=metrics, dataset=data.name, fingerprint=data.fingerprint,
+    curve = loop.plot_curve(history, curve_path("text"), "Rotten Tomatoes TextCNN")
+    tag = store.save(textcnn.FAMILY, model, config, metrics=metrics, dataset=data.name, fingerprint=data.fingerprint,
                      params=params, seconds=timer.seconds, curve=curve)
     report(tag, metrics)
     return tag

@@ -6,7 +6,11 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from tiffin import datasets, minilm, store, text, training
+from tiffin import store
+from tiffin.families import minilm
+from tiffin.wire.catalog import SENTIMENT_LABELS
+from train import datasets
+from train import loop
 from train.common import Timer, curve_path, parse, report
 
 ENCODER_DIR = "encoder"
@@ -34,19 +38,19 @@ def main() -> str:
         head = minilm.EmbeddingHead(encoder.dim, params["hidden"], dropout=params["dropout"])
 
         def evaluate() -> dict[str, float]:
-            logits = training.predict_in_batches(head, ete)
+            logits = loop.predict_in_batches(head, ete)
             return {"test_loss": float(F.cross_entropy(logits, yte)), "test_accuracy": float((logits.argmax(1) == yte).float().mean())}
 
         steps = (len(ytr) + params["batch_size"] - 1) // params["batch_size"]
-        history = training.fit(
-            head, training.shuffled(etr, ytr, params["batch_size"], args.seed), steps, F.cross_entropy, evaluate,
+        history = loop.fit(
+            head, loop.shuffled(etr, ytr, params["batch_size"], args.seed), steps, F.cross_entropy, evaluate,
             epochs=args.epochs, lr=params["lr"], weight_decay=params["weight_decay"], description="review-minilm",
         )
     metrics = {k: history[-1][k] for k in ("test_accuracy", "test_loss")}
-    config = {"arch": "MiniLM+EmbeddingHead", "encoder_dir": ENCODER_DIR, "dim": encoder.dim,
-              "hidden": params["hidden"], "labels": text.LABELS, "max_tokens": minilm.MAX_TOKENS}
-    curve = training.plot_curve(history, curve_path("text-large"), "Rotten Tomatoes MiniLM + head")
-    tag = store.save(store.TEXT_LARGE, head, config, metrics=metrics, dataset=data.name, fingerprint=data.fingerprint,
+    config = {"arch": minilm.FAMILY.arch, "encoder_dir": ENCODER_DIR, "dim": encoder.dim,
+              "hidden": params["hidden"], "labels": SENTIMENT_LABELS, "max_tokens": minilm.MAX_TOKENS}
+    curve = loop.plot_curve(history, curve_path("text-large"), "Rotten Tomatoes MiniLM + head")
+    tag = store.save(minilm.FAMILY, head, config, metrics=metrics, dataset=data.name, fingerprint=data.fingerprint,
                      params=params, seconds=timer.seconds, curve=curve, copy_dirs={ENCODER_DIR: encoder_dir})
     report(tag, metrics)
     return tag

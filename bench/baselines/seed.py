@@ -9,15 +9,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tiffin import predictors, store
+from tiffin import families
+from tiffin.families import fashion
 
-_, predictor = predictors.load(store.IMAGE)
+_, predictor = families.load(fashion.FAMILY)
 
 
 async def classify(request: Request) -> JSONResponse:
     pixels = np.frombuffer(await request.body(), dtype=np.uint8).reshape(1, *predictor.input_shape)
     probs = await run_in_threadpool(predictor, pixels)
-    return JSONResponse({"label": predictor.config["classes"][int(probs[0].argmax())]})
+    return JSONResponse({"label": predictor.classes[int(probs[0].argmax())]})
 
 
 app = Starlette(routes=[Route("/classify", classify, methods=["POST"])])

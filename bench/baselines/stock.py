@@ -7,13 +7,14 @@ from __future__ import annotations
 import bentoml
 import numpy as np
 
-from tiffin import store
-from tiffin.serving import ModelRunner
+from tiffin.families import fashion
+from tiffin.runtime.runner import ModelRunner
 
 
 @bentoml.service(name="stock-image")
 class StockImage(ModelRunner):
-    model_ref = bentoml.models.BentoModel(store.IMAGE.tag)
+    family = fashion.FAMILY
+    model_ref = bentoml.models.BentoModel(family.tag)
 
     @bentoml.api(batchable=True)
     def classify(self, pixels: np.ndarray) -> np.ndarray:

@@ -12,7 +12,9 @@ import bentoml
 import pytest
 
 from tests.conftest import ROOT
-from tiffin import requirements, store
+from tiffin import families
+from tiffin.families import bikeshare, fashion, minilm, textcnn
+from tiffin.deploy import requirements
 
 BENTOML = [sys.executable, "-m", "bentoml"]
 
@@ -24,7 +26,7 @@ def _build(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def built(model_store) -> dict[str, bentoml.Bento]:
-    subprocess.run([sys.executable, "-m", "tiffin.requirements", "build/requirements.txt"], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-m", "tiffin.deploy.requirements", "build/requirements.txt"], cwd=ROOT, check=True)
     tags = {"all": _build()}
     for f in sorted((ROOT / "bentos").glob("*.yaml")):
         tags[f.stem] = _build("-f", str(f))
@@ -36,14 +38,14 @@ def _models(bento: bentoml.Bento) -> set[str]:
 
 
 def test_all_in_one_bento_pins_every_model_by_exact_tag(built):
-    latest = {str(bentoml.models.get(f"{s.name}:latest").tag) for s in store.ALL}
+    latest = {str(bentoml.models.get(f"{s.name}:latest").tag) for s in families.TRAINED}
     assert _models(built["all"]) == latest
     assert {s.name for s in built["all"].info.services} == {"tiffin", "tiffin-image", "tiffin-text-small",
                                                             "tiffin-text-large", "tiffin-demand"}
 
 
-@pytest.mark.parametrize("name, spec", [("image", store.IMAGE), ("text-small", store.TEXT_SMALL),
-                                        ("text-large", store.TEXT_LARGE), ("demand", store.DEMAND)])
+@pytest.mark.parametrize("name, spec", [("image", fashion.FAMILY), ("text-small", textcnn.FAMILY),
+                                        ("text-large", minilm.FAMILY), ("demand", bikeshare.FAMILY)])
 def test_each_service_bento_carries_only_its_model(built, name, spec):
     assert _models(built[name]) == {str(bentoml.models.get(f"{spec.name}:latest").tag)}
 
@@ -55,7 +57,7 @@ def test_bento_files(built, name):
     assert "env/docker/Dockerfile" in files
     assert not [f for f in files if f.startswith(("src/tests/", "src/bench/", "src/train/", "src/build/", "src/.venv/"))]
     assert not [f for f in files if "__pycache__" in f or f.endswith((".pt", ".pth", ".pkl", ".pyc"))]
-    assert "src/services/api.py" in files and "src/tiffin/predictors.py" in files
+    assert "src/services/api.py" in files and "src/tiffin/families/fashion.py" in files
     pinned = (root / "env/python/requirements.txt").read_text()
     for pin in requirements.pins():
         assert pin in pinned

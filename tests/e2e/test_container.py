@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from tests.conftest import MEASUREMENTS, ROOT
-from tests.serving import free_port
-from tiffin.predictors import EXAMPLE_DEMAND_ROW
+from tiffin.deploy.serve import free_port
+from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
 
 IMAGE = "localhost/tiffin-cpu:test"
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]

@@ -4,8 +4,8 @@ import bentoml
 import pytest
 
 from tests.conftest import MEASUREMENTS
-from tests.serving import Server
-from tiffin import store
+from tiffin import config, families
+from tiffin.deploy.serve import Server
 
 
 @pytest.fixture(scope="session")
@@ -13,10 +13,12 @@ def server(model_store):
     # Pin each runner to the version that is newest now, through the same environment
     # variables a user would set, so in-process comparisons load exactly what is served
     # even if a test adds a version later.
-    pins = {spec.env: str(bentoml.models.get(f"{spec.name}:latest").tag) for spec in store.ALL}
+    pins = {spec.env: str(bentoml.models.get(f"{spec.name}:latest").tag) for spec in families.TRAINED}
     os.environ.update(pins)
+    config.settings.cache_clear()  # this process reads the pins too
     with Server(env=pins) as srv:
         MEASUREMENTS.append(f"bentoml serve services.api:Tiffin start -> /readyz 200: {srv.ready_seconds:.1f} s")
         yield srv
     for name in pins:
         os.environ.pop(name, None)
+    config.settings.cache_clear()

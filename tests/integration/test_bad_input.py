@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tiffin.predictors import EXAMPLE_DEMAND_ROW
+from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ def test_demand_bento_alone_checks_each_row_before_batching(server):
 
     import aiohttp
 
-    from tests.serving import Server
+    from tiffin.deploy.serve import Server
 
     bad = {k: v for k, v in EXAMPLE_DEMAND_ROW.items() if k != "hr"}
     with Server("services.demand_runner:DemandRunner") as runner:

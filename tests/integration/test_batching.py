@@ -5,8 +5,9 @@ import asyncio
 import httpx
 import pytest
 
-from tiffin import datasets, image
-from tiffin.predictors import EXAMPLE_DEMAND_ROW
+from tiffin.wire import images
+from train import datasets
+from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
 
 pytestmark = pytest.mark.integration
 CONCURRENCY = 48
@@ -25,7 +26,7 @@ def _batches(responses: list[httpx.Response]) -> list[int]:
 def test_images_are_batched(server):
     x = datasets.fashion_mnist().x_test[:CONCURRENCY]
     sizes = _batches(asyncio.run(_burst(server.url, lambda c, i: c.post(
-        "/classify_image", files={"image": ("i.png", image.encode_png(x[i]), "image/png")}))))
+        "/classify_image", files={"image": ("i.png", images.encode_png(x[i]), "image/png")}))))
     assert max(sizes) > 1, sizes
 
 

@@ -8,15 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from tiffin import datasets, image, predictors, store
-from tiffin.predictors import EXAMPLE_DEMAND_ROW
-from tiffin.text import CASCADE_THRESHOLD
+from tiffin import families
+from tiffin.families import bikeshare, fashion, minilm, textcnn
+from tiffin.wire import images
+from train import datasets
+from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
+from tiffin.wire.catalog import CASCADE_THRESHOLD
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def fashion():
+def fashion_data():
     return datasets.fashion_mnist()
 
 
@@ -31,20 +34,20 @@ def test_ready_and_live(client):
     assert client.get("/livez").status_code == 200
 
 
-def test_held_out_fashion_images_are_classified(client, fashion):
-    _, local = predictors.load(store.IMAGE, torch.device("cpu"))
-    idx = np.random.default_rng(1).choice(len(fashion.y_test), 48, replace=False)
+def test_held_out_fashion_images_are_classified(client, fashion_data):
+    _, local = families.load(fashion.FAMILY, torch.device("cpu"))
+    idx = np.random.default_rng(1).choice(len(fashion_data.y_test), 48, replace=False)
     correct = 0
     for i in idx:
-        r = client.post("/classify_image", files={"image": ("item.png", image.encode_png(fashion.x_test[i]), "image/png")})
+        r = client.post("/classify_image", files={"image": ("item.png", images.encode_png(fashion_data.x_test[i]), "image/png")})
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["model"].startswith("fashion-cnn:")
         assert abs(sum(body["probabilities"].values()) - 1) < 1e-4
         # the server gives exactly what the model gives in-process on the same pixels
-        expected = local(fashion.x_test[i][None])[0]
-        np.testing.assert_allclose([body["probabilities"][c] for c in image.CLASSES], expected, atol=1e-5)
-        correct += body["label"] == image.CLASSES[fashion.y_test[i]]
+        expected = local(fashion_data.x_test[i][None])[0]
+        np.testing.assert_allclose([body["probabilities"][c] for c in fashion.CLASSES], expected, atol=1e-5)
+        correct += body["label"] == fashion.CLASSES[fashion_data.y_test[i]]
     # quick-trained (1 epoch on 6k images) the CNN reaches ~0.8; untrained it would be ~0.1
     assert correct / len(idx) >= 0.65
 
@@ -55,25 +58,25 @@ def test_shipped_example_image_is_an_ankle_boot(client):
     assert r.status_code == 200 and r.json()["label"] == "Ankle boot"
 
 
-def test_large_colour_jpeg_goes_through_the_same_preprocessing(client, fashion):
+def test_large_colour_jpeg_goes_through_the_same_preprocessing(client, fashion_data):
     import io
 
     from PIL import Image
 
-    photo = Image.fromarray(255 - fashion.x_test[2]).resize((300, 300)).convert("RGB")
+    photo = Image.fromarray(255 - fashion_data.x_test[2]).resize((300, 300)).convert("RGB")
     buf = io.BytesIO()
     photo.save(buf, format="JPEG")
     r = client.post("/classify_image", files={"image": ("trouser.jpg", buf.getvalue(), "image/jpeg")})
     assert r.status_code == 200
-    _, local = predictors.load(store.IMAGE, torch.device("cpu"))
-    expected = local(image.decode_image(buf.getvalue())[None])[0]
-    assert r.json()["label"] == image.CLASSES[int(expected.argmax())]
+    _, local = families.load(fashion.FAMILY, torch.device("cpu"))
+    expected = local(images.decode_image(buf.getvalue())[None])[0]
+    assert r.json()["label"] == fashion.CLASSES[int(expected.argmax())]
 
 
 def test_held_out_reviews_by_tier(client):
     reviews = datasets.rotten_tomatoes()
-    for tier, spec in (("small", store.TEXT_SMALL), ("large", store.TEXT_LARGE)):
-        _, local = predictors.load(spec, torch.device("cpu"))
+    for tier, spec in (("small", textcnn.FAMILY), ("large", minilm.FAMILY)):
+        _, local = families.load(spec, torch.device("cpu"))
         texts = reviews.x_test[:24]
         expected = local(texts)
         for text, probs in zip(texts, expected):
@@ -86,7 +89,7 @@ def test_held_out_reviews_by_tier(client):
 
 
 def test_auto_tier_escalates_only_when_small_is_unsure(client):
-    _, small = predictors.load(store.TEXT_SMALL, torch.device("cpu"))
+    _, small = families.load(textcnn.FAMILY, torch.device("cpu"))
     texts = datasets.rotten_tomatoes().x_test[:20]
     for text, probs in zip(texts, small(texts)):
         r = client.post("/classify_text", json={"text": text, "tier": "auto"})
@@ -97,7 +100,7 @@ def test_auto_tier_escalates_only_when_small_is_unsure(client):
 
 def test_demand_prediction_matches_model_and_data(client):
     split = datasets.bikeshare()
-    _, local = predictors.load(store.DEMAND, torch.device("cpu"))
+    _, local = families.load(bikeshare.FAMILY, torch.device("cpu"))
     rows = split.x_test.head(16)[list(EXAMPLE_DEMAND_ROW)].to_dict("records")
     expected = local(rows)
     for row, want in zip(rows, expected):
@@ -108,9 +111,9 @@ def test_demand_prediction_matches_model_and_data(client):
         assert r.json()["model"].startswith("bikeshare-mlp:")
 
 
-def test_bentoml_sync_client(server, fashion, tmp_path):
+def test_bentoml_sync_client(server, fashion_data, tmp_path):
     png = tmp_path / "item.png"
-    png.write_bytes(image.encode_png(fashion.x_test[0]))
+    png.write_bytes(images.encode_png(fashion_data.x_test[0]))
     with bentoml.SyncHTTPClient(server.url) as c:
         assert c.is_ready()
         body = c.classify_image(image=png)
@@ -145,13 +148,13 @@ def test_requests_spaced_by_keep_alive_timeout_succeed(client):
 def test_each_runner_serves_the_pinned_tag(client):
     # the server fixture pins every runner with TIFFIN_*_MODEL; answers name that tag
     body = client.post("/predict_demand", json=EXAMPLE_DEMAND_ROW).json()
-    assert body["model"] == store.DEMAND.tag != "bikeshare-mlp:latest"
+    assert body["model"] == bikeshare.FAMILY.tag != "bikeshare-mlp:latest"
     with open("services/examples/bag.png", "rb") as fh:
-        assert client.post("/classify_image", files={"image": fh}).json()["model"] == store.IMAGE.tag
+        assert client.post("/classify_image", files={"image": fh}).json()["model"] == fashion.FAMILY.tag
 
 
 def test_every_service_freezes_its_start_up_objects(server):
-    """Each worker of the API and of every runner ran the start-up hook (tiffin/gc_pauses.py),
+    """Each worker of the API and of every runner ran the start-up hook (tiffin/runtime/gc_pauses.py),
     which keeps full garbage collections from stalling answers ~200 ms."""
     done = server.logs().count("Completed startup hook: freeze_startup_objects")
     assert done >= 5, f"{done} workers froze their start-up objects; expected one at least per service: the API and 4 runners"

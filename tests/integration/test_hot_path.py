@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from tests.serving import Server
-from tiffin import datasets, image, predictors, store
+from tiffin.deploy.serve import Server
+from tiffin import families
+from tiffin.families import fashion
+from tiffin.wire import images
+from train import datasets
 
 pytestmark = pytest.mark.integration
 RAW = {"content-type": "application/octet-stream"}
@@ -47,15 +50,15 @@ async def closed_loop(url: str, body: bytes, clients: int, each: int) -> list[tu
 
 def test_both_listeners_answer_like_the_model(runner):
     x = datasets.fashion_mnist().x_test[:6]
-    _, local = predictors.load(store.IMAGE, torch.device("cpu"))
+    _, local = families.load(fashion.FAMILY, torch.device("cpu"))
     for pixels, expected in zip(x, local(x)):
         for url in (runner.fast_url + "/classify", runner.url + "/fast/classify"):
-            for body, headers in ((pixels.tobytes(), RAW), (image.encode_png(pixels), {"content-type": "image/png"})):
+            for body, headers in ((pixels.tobytes(), RAW), (images.encode_png(pixels), {"content-type": "image/png"})):
                 r = httpx.post(url, content=body, headers=headers)
                 assert r.status_code == 200, r.text
                 got = r.json()
-                np.testing.assert_allclose([got["probabilities"][c] for c in image.CLASSES], expected, atol=1e-5)
-                assert got["model"] == store.IMAGE.tag
+                np.testing.assert_allclose([got["probabilities"][c] for c in fashion.CLASSES], expected, atol=1e-5)
+                assert got["model"] == fashion.FAMILY.tag
 
 
 @pytest.mark.parametrize("body, headers, status, fragment", [

@@ -16,9 +16,12 @@ import tritonclient.http as triton_http
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-from tiffin import datasets, image, predictors, store
-from tiffin.demand import FEATURES
-from tiffin.oip.models import MODELS
+from tiffin import families
+from tiffin.families import bikeshare, fashion, minilm, textcnn
+from tiffin.families.bikeshare import FEATURES
+from train import datasets
+
+SERVED = [f.name for f in families.TRAINED if f.signature]  # every model the API serves over the OIP
 
 pytestmark = pytest.mark.integration
 PROTOCOLS = ["http", "grpc"]
@@ -42,7 +45,7 @@ def _input(triton, name: str, array: np.ndarray, datatype: str):
     return tensor
 
 
-def _version(spec: store.ModelSpec) -> str:
+def _version(spec: families.Family) -> str:
     return spec.tag.split(":")[1]
 
 
@@ -53,9 +56,9 @@ def test_health_and_server_metadata(triton):
     assert name == "tiffin"
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", SERVED)
 def test_every_model_is_ready_with_its_real_signature(triton, name):
-    spec = MODELS[name].spec
+    spec = families.BY_NAME[name]
     assert triton.is_model_ready(name)
     assert triton.is_model_ready(name, model_version=_version(spec))
     meta = triton.get_model_metadata(name) if triton.protocol == "http" else triton.get_model_metadata(name, as_json=True)
@@ -76,19 +79,19 @@ def test_every_model_is_ready_with_its_real_signature(triton, name):
 def test_image_as_uint8_pixels_matches_the_model(triton):
     x = datasets.fashion_mnist().x_test[:8]
     result = triton.infer("fashion-cnn", [_input(triton, "image", x, "UINT8")])
-    _, local = predictors.load(store.IMAGE, torch.device("cpu"))
+    _, local = families.load(fashion.FAMILY, torch.device("cpu"))
     np.testing.assert_allclose(result.as_numpy("probabilities"), local(x), atol=1e-5)
-    assert [b.decode() for b in result.as_numpy("label")] == [image.CLASSES[i] for i in local(x).argmax(1)]
+    assert [b.decode() for b in result.as_numpy("label")] == [fashion.CLASSES[i] for i in local(x).argmax(1)]
     response = result.get_response()
     version = response["model_version"] if triton.protocol == "http" else response.model_version
-    assert version == _version(store.IMAGE)
+    assert version == _version(fashion.FAMILY)
 
 
 def test_image_as_fp16_intensities(triton):
     x = datasets.fashion_mnist().x_test[:4]
     as_fp16 = (x / 255).astype(np.float16)
     result = triton.infer("fashion-cnn", [_input(triton, "image", as_fp16, "FP16")])
-    _, local = predictors.load(store.IMAGE, torch.device("cpu"))
+    _, local = families.load(fashion.FAMILY, torch.device("cpu"))
     # fp16 holds every k/255 closely enough to round back to the same pixel
     np.testing.assert_allclose(result.as_numpy("probabilities"), local(x), atol=1e-5)
 
@@ -101,19 +104,19 @@ def test_image_as_encoded_bytes(triton):
     assert result.as_numpy("probabilities") is None  # only the requested output comes back
 
 
-@pytest.mark.parametrize("spec", [store.TEXT_SMALL, store.TEXT_LARGE], ids=["small", "large"])
+@pytest.mark.parametrize("spec", [textcnn.FAMILY, minilm.FAMILY], ids=["small", "large"])
 def test_text_as_bytes(triton, spec):
     texts = datasets.rotten_tomatoes().x_test[:6]
     batch = np.array([t.encode() for t in texts], dtype=object)
     result = triton.infer(spec.name, [_input(triton, "text", batch, "BYTES")], model_version=_version(spec))
-    _, local = predictors.load(spec, torch.device("cpu"))
+    _, local = families.load(spec, torch.device("cpu"))
     np.testing.assert_allclose(result.as_numpy("probabilities"), local(texts), atol=1e-4)
 
 
 def test_demand_from_one_tensor_per_column(triton):
     rows = datasets.bikeshare().x_test.head(5)
     inputs = []
-    for t in MODELS["bikeshare-mlp"].inputs:
+    for t in bikeshare.FAMILY.signature.inputs:
         values = rows[t.name].to_numpy()
         if t.datatype == "BYTES":
             array = np.array([str(v).encode() for v in values], dtype=object)
@@ -121,7 +124,7 @@ def test_demand_from_one_tensor_per_column(triton):
             array = values.astype(np.int64 if t.datatype == "INT64" else np.float32)
         inputs.append(_input(triton, t.name, array, t.datatype))
     result = triton.infer("bikeshare-mlp", inputs)
-    _, local = predictors.load(store.DEMAND, torch.device("cpu"))
+    _, local = families.load(bikeshare.FAMILY, torch.device("cpu"))
     np.testing.assert_allclose(result.as_numpy("bikers"), local(rows[FEATURES].to_dict("records")), rtol=1e-4, atol=1e-3)
 
 
@@ -212,7 +215,7 @@ def test_grpc_and_http_requests_share_batches(server):
 
 def test_sustained_concurrency_has_no_errors(server):
     """400 gRPC requests, 32 at a time: BentoML refreshes its runner session every 100
-    requests, which used to kill requests in flight (see tiffin/remote.py)."""
+    requests, which used to kill requests in flight (see tiffin/runtime/remote.py)."""
 
     async def run() -> list[bool]:
         client = triton_grpc_aio.InferenceServerClient(server.grpc_target)
@@ -245,7 +248,7 @@ def test_request_larger_than_a_runner_batch_is_split_and_answered(triton):
     texts = datasets.rotten_tomatoes().x_test[:100]
     batch = np.array([t.encode() for t in texts], dtype=object)
     result = triton.infer("review-minilm", [_input(triton, "text", batch, "BYTES")])
-    _, local = predictors.load(store.TEXT_LARGE, torch.device("cpu"))
+    _, local = families.load(minilm.FAMILY, torch.device("cpu"))
     np.testing.assert_allclose(result.as_numpy("probabilities"), local(texts), atol=1e-4)
 
 

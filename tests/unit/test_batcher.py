@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from tiffin.batcher import Batcher, Overloaded
+from tiffin.runtime.batcher import Batcher, Overloaded
 
 
 def _double(batch: np.ndarray) -> np.ndarray:

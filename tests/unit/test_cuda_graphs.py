@@ -1,4 +1,4 @@
-"""CUDA graphs per batch-size bucket (tiffin/cuda_graphs.py): which bucket runs a batch on
+"""CUDA graphs per batch-size bucket (tiffin/runtime/cuda_graphs.py): which bucket runs a batch on
 any machine, and, where a GPU is present, that the graphs answer as the eager pass does."""
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ import pytest
 import torch
 
 from bench import models as bench_models
-from tiffin import cuda_graphs, image, predictors, store
+from tiffin import families
+from tiffin.config import Settings, SettingsError
+from tiffin.families import benchmark, fashion
+from tiffin.runtime import cuda_graphs
 
 BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
@@ -29,19 +32,16 @@ def test_pieces_cover_the_batch_once_in_order(n, expected):
     assert cuda_graphs.pieces(n, BUCKETS) == expected
 
 
-def test_buckets_from_the_environment(monkeypatch):
-    monkeypatch.delenv("TIFFIN_CUDA_GRAPH_BUCKETS", raising=False)
-    assert cuda_graphs.buckets_from_env() == BUCKETS
-    monkeypatch.setenv("TIFFIN_CUDA_GRAPH_BUCKETS", "32, 8,128,8")
-    assert cuda_graphs.buckets_from_env() == (8, 32, 128)
+def test_buckets_from_the_environment():
+    assert Settings.from_env({}).cuda_graph_buckets == BUCKETS == cuda_graphs.DEFAULT_BUCKETS
+    assert Settings.from_env({"TIFFIN_CUDA_GRAPH_BUCKETS": "32, 8,128,8"}).cuda_graph_buckets == (8, 32, 128)
     for bad in ("eight", "0,8"):
-        monkeypatch.setenv("TIFFIN_CUDA_GRAPH_BUCKETS", bad)
-        with pytest.raises(ValueError, match="TIFFIN_CUDA_GRAPH_BUCKETS"):
-            cuda_graphs.buckets_from_env()
+        with pytest.raises(SettingsError, match="TIFFIN_CUDA_GRAPH_BUCKETS"):
+            Settings.from_env({"TIFFIN_CUDA_GRAPH_BUCKETS": bad})
 
 
 def test_the_cpu_predictor_stays_eager():
-    _, probe = predictors.load(bench_models.ensure(store.BENCH_PROBE), torch.device("cpu"))
+    _, probe = families.load(bench_models.ensure(benchmark.PROBE), torch.device("cpu"))
     assert probe.graphed is None
     assert probe(np.zeros((3, 28, 28), dtype=np.uint8)).shape == (3, 10)
 
@@ -51,11 +51,11 @@ def test_the_cpu_predictor_stays_eager():
 def test_graphs_answer_as_the_eager_pass_does(n):
     torch.manual_seed(0)
     device = torch.device("cuda")
-    net = image.FashionCNN(channels=8, hidden=16).eval().to(device=device, dtype=torch.float16,
+    net = fashion.FashionCNN(channels=8, hidden=16).eval().to(device=device, dtype=torch.float16,
                                                            memory_format=torch.channels_last)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        x = image.normalise(x).to(torch.float16).contiguous(memory_format=torch.channels_last)
+        x = fashion.normalise(x).to(torch.float16).contiguous(memory_format=torch.channels_last)
         return torch.softmax(net(x).float(), dim=1)
 
     graphed = cuda_graphs.GraphedForward(forward, (28, 28), device, BUCKETS)

@@ -8,7 +8,7 @@ import sys
 
 PROBE = """
 import gc
-from tiffin import gc_pauses
+from tiffin.runtime import gc_pauses
 
 kept = [[i] for i in range(50_000)]  # what a loaded model and its server hold
 gc_pauses.freeze_startup_objects()

@@ -9,7 +9,7 @@ import json
 import httpx
 import numpy as np
 
-from tiffin.hotpath import HotPath
+from tiffin.runtime.hotpath import HotPath
 
 RAW = {"content-type": "application/octet-stream"}
 

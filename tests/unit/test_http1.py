@@ -9,8 +9,8 @@ import json
 import httpx
 import pytest
 
-from tests.serving import free_port
-from tiffin.http1 import Listener, Reply, Request
+from tiffin.deploy.serve import free_port
+from tiffin.runtime.http1 import Listener, Reply, Request
 
 
 def refusal(status: int, message: str) -> Reply:

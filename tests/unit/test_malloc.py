@@ -8,7 +8,7 @@ import sys
 
 PROBE = """
 import ctypes, sys
-from tiffin import malloc
+from tiffin.runtime import malloc
 
 class Info(ctypes.Structure):  # struct mallinfo2
     _fields_ = [(name, ctypes.c_size_t) for name in

@@ -5,11 +5,13 @@ import pytest
 import torch
 from PIL import Image
 
-from tiffin import datasets, demand, image, text
+from tiffin.families import bikeshare, fashion, textcnn
+from tiffin.wire import images
+from train import datasets
 
 
 @pytest.fixture(scope="module")
-def fashion():
+def fashion_data():
     return datasets.fashion_mnist()
 
 
@@ -19,27 +21,27 @@ def _encode(img: Image.Image, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def test_fashion_png_round_trip_is_exact(fashion):
-    pixels = fashion.x_test[0]
-    assert np.array_equal(image.decode_image(image.encode_png(pixels)), pixels)
+def test_fashion_png_round_trip_is_exact(fashion_data):
+    pixels = fashion_data.x_test[0]
+    assert np.array_equal(images.decode_image(images.encode_png(pixels)), pixels)
 
 
-def test_photo_style_upload_is_inverted_resized_and_padded(fashion):
-    pixels = fashion.x_test[2]  # a trouser: light garment on black
+def test_photo_style_upload_is_inverted_resized_and_padded(fashion_data):
+    pixels = fashion_data.x_test[2]  # a trouser: light garment on black
     # As a photo would show it: dark garment on white, colour, larger, not square, JPEG.
     photo = Image.fromarray(255 - pixels).resize((112, 112)).convert("RGB")
     canvas = Image.new("RGB", (168, 112), (255, 255, 255))
     canvas.paste(photo, (28, 0))
-    decoded = image.decode_image(_encode(canvas, "JPEG"))
+    decoded = images.decode_image(_encode(canvas, "JPEG"))
     assert decoded.shape == (28, 28) and decoded.dtype == np.uint8
     # padded to a square, so the garment is squeezed into the middle two thirds
     assert decoded[:, :4].max() < 40 and decoded[:, -4:].max() < 40
     assert decoded[:, 10:18].mean() > 60
 
 
-def test_grey_and_rgba_png_are_accepted(fashion):
-    rgba = Image.fromarray(fashion.x_test[0]).convert("RGBA")
-    assert image.decode_image(_encode(rgba, "PNG")).shape == (28, 28)
+def test_grey_and_rgba_png_are_accepted(fashion_data):
+    rgba = Image.fromarray(fashion_data.x_test[0]).convert("RGBA")
+    assert images.decode_image(_encode(rgba, "PNG")).shape == (28, 28)
 
 
 @pytest.mark.parametrize("payload, message", [
@@ -48,53 +50,53 @@ def test_grey_and_rgba_png_are_accepted(fashion):
     (b"GIF89a" + b"\0" * 64, "not a PNG or JPEG"),
 ])
 def test_bad_uploads_say_what_is_wrong(payload, message):
-    with pytest.raises(image.InvalidImage, match=message):
-        image.decode_image(payload)
+    with pytest.raises(images.InvalidImage, match=message):
+        images.decode_image(payload)
 
 
-def test_truncated_png_is_refused(fashion):
+def test_truncated_png_is_refused(fashion_data):
     data = _encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)), "PNG")
-    with pytest.raises(image.InvalidImage, match="truncated or corrupt"):
-        image.decode_image(data[: len(data) // 2])
+    with pytest.raises(images.InvalidImage, match="truncated or corrupt"):
+        images.decode_image(data[: len(data) // 2])
 
 
 def test_other_formats_are_refused():
-    with pytest.raises(image.InvalidImage, match="unsupported image format BMP"):
-        image.decode_image(_encode(Image.new("L", (8, 8)), "BMP"))
+    with pytest.raises(images.InvalidImage, match="unsupported image format BMP"):
+        images.decode_image(_encode(Image.new("L", (8, 8)), "BMP"))
 
 
 def test_huge_dimensions_are_refused_before_decoding(monkeypatch):
-    monkeypatch.setattr(image, "MAX_PIXELS", 100)
-    with pytest.raises(image.InvalidImage, match="at most 100 pixels"):
-        image.decode_image(_encode(Image.new("L", (20, 20)), "PNG"))
+    monkeypatch.setattr(images, "MAX_PIXELS", 100)
+    with pytest.raises(images.InvalidImage, match="at most 100 pixels"):
+        images.decode_image(_encode(Image.new("L", (20, 20)), "PNG"))
 
 
-def test_normalise_checks_shape_and_standardises(fashion):
-    x = image.normalise(fashion.x_train[:512])
+def test_normalise_checks_shape_and_standardises(fashion_data):
+    x = fashion.normalise(fashion_data.x_train[:512])
     assert x.shape == (512, 1, 28, 28) and x.dtype == torch.float32
     assert abs(float(x.mean())) < 0.1 and abs(float(x.std()) - 1) < 0.1
     with pytest.raises(ValueError, match=r"expected \(N, 28, 28\)"):
-        image.normalise(np.zeros((2, 32, 32), dtype=np.uint8))
+        fashion.normalise(np.zeros((2, 32, 32), dtype=np.uint8))
 
 
 def test_tokenizer_and_vocabulary_round_trip():
-    assert text.tokenize("It's GREAT, isn't it?!") == ["it's", "great", "isn't", "it", "?", "!"]
-    vocab = text.Vocabulary.build(["good film", "good plot", "bad film"], min_freq=2, max_len=8)
+    assert textcnn.tokenize("It's GREAT, isn't it?!") == ["it's", "great", "isn't", "it", "?", "!"]
+    vocab = textcnn.Vocabulary.build(["good film", "good plot", "bad film"], min_freq=2, max_len=8)
     assert vocab.itos == ["<pad>", "<unk>", "good", "film"]
     ids = vocab.encode(["good film", "a bad good " * 10])
     assert ids.shape == (2, 8)
     assert ids[0].tolist() == [2, 3, 0, 0, 0, 0, 0, 0]
     assert ids[1, :3].tolist() == [1, 1, 2]
-    again = text.Vocabulary.from_json(vocab.to_json())
+    again = textcnn.Vocabulary.from_json(vocab.to_json())
     assert torch.equal(again.encode(["good film"]), vocab.encode(["good film"]))
 
 
 def test_feature_encoder_round_trip_and_errors():
     split = datasets.bikeshare()
-    enc = demand.FeatureEncoder.fit(split.x_train)
+    enc = bikeshare.FeatureEncoder.fit(split.x_train)
     x = enc.encode(split.x_test.head(5))
     assert x.shape == (5, enc.width) and np.isfinite(x).all()
-    again = demand.FeatureEncoder.from_json(enc.to_json())
+    again = bikeshare.FeatureEncoder.from_json(enc.to_json())
     assert np.array_equal(again.encode(split.x_test.head(5)), x)
     row = {k: [v] for k, v in split.x_test.iloc[0].to_dict().items()}
     row["mnth"] = ["Smarch"]
@@ -109,13 +111,13 @@ def test_splits_are_fixed_and_disjoint():
     assert "plot" not in a.name and set(np.unique(a.y_train)) == {0, 1}
     bikes = datasets.bikeshare()
     assert "casual" in bikes.x_train.columns  # present in the data ...
-    assert not {"casual", "registered", "bikers"} & set(demand.FEATURES)  # ... never a model input
+    assert not {"casual", "registered", "bikers"} & set(bikeshare.FEATURES)  # ... never a model input
 
 
 def test_textcnn_answer_does_not_depend_on_batch_mates():
     torch.manual_seed(0)
-    vocab = text.Vocabulary.build(["a good film with a plot", "bad film"] * 2, min_freq=1)
-    net = text.TextCNN(len(vocab), dim=8, filters=4).eval()
+    vocab = textcnn.Vocabulary.build(["a good film with a plot", "bad film"] * 2, min_freq=1)
+    net = textcnn.TextCNN(len(vocab), dim=8, filters=4).eval()
     alone = net(vocab.encode(["good film"]))
     with_long_mate = net(vocab.encode(["good film", "a good film with a plot " * 5]))[:1]
     assert torch.allclose(alone, with_long_mate, atol=1e-6)

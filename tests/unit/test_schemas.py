@@ -1,9 +1,9 @@
 import pytest
 from pydantic import ValidationError
 
-from tiffin.predictors import EXAMPLE_DEMAND_ROW
-from tiffin.schemas import DemandFeatures, TextRequest
-from tiffin.text import MAX_TEXT_CHARS
+from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
+from tiffin.wire.schemas import DemandFeatures, TextRequest
+from tiffin.wire.catalog import MAX_TEXT_CHARS
 
 
 def test_example_row_is_valid_and_shown_in_schema():

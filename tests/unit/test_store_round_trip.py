@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from tiffin import datasets, demand, image, minilm, predictors, store, text
+from tiffin import families, store
+from tiffin.families import bikeshare, fashion, minilm, textcnn
+from train import datasets
 
 # Saved under names of their own, so they never become the "latest" model a server loads.
 IMAGE, TEXT_SMALL, TEXT_LARGE, DEMAND = (replace(spec, name="unit-" + spec.name) for spec in
-                                         (store.IMAGE, store.TEXT_SMALL, store.TEXT_LARGE, store.DEMAND))
+                                         (fashion.FAMILY, textcnn.FAMILY, minilm.FAMILY, bikeshare.FAMILY))
 SAVE_ARGS = dict(metrics={"test_accuracy": 0.5}, dataset="unit-test", fingerprint="0" * 64, params={"lr": 0.1}, seconds=1.0)
 
 
@@ -25,14 +27,14 @@ def _assert_safe_artifact(path: Path) -> None:
 
 def test_image_model_round_trip():
     torch.manual_seed(0)
-    net = image.FashionCNN(channels=8, hidden=16).eval()
-    config = {"arch": "FashionCNN", "channels": 8, "hidden": 16, "classes": image.CLASSES, "side": 28,
-              "mean": image.MEAN, "std": image.STD}
+    net = fashion.FashionCNN(channels=8, hidden=16).eval()
+    config = {"arch": "FashionCNN", "channels": 8, "hidden": 16, "classes": fashion.CLASSES, "side": 28,
+              "mean": fashion.MEAN, "std": fashion.STD}
     tag = store.save(IMAGE, net, config, **SAVE_ARGS)
-    loaded, pred = predictors.load(tag, torch.device("cpu"))
+    loaded, pred = families.load(tag, torch.device("cpu"))
     pixels = datasets.fashion_mnist().x_test[:16]
     with torch.inference_mode():
-        expected = torch.softmax(net(image.normalise(pixels)), 1).numpy()
+        expected = torch.softmax(net(fashion.normalise(pixels)), 1).numpy()
     # served as trained, though the predictor folds BatchNorm into the convolutions and runs channels_last
     np.testing.assert_allclose(pred(pixels), expected, rtol=1e-5, atol=1e-6)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pred.model.modules())
@@ -48,11 +50,11 @@ def test_image_model_round_trip():
 
 def test_textcnn_round_trip():
     torch.manual_seed(0)
-    vocab = text.Vocabulary.build(["a good film", "a bad film", "good good"], min_freq=1)
-    net = text.TextCNN(len(vocab), dim=8, filters=4).eval()
-    config = {"arch": "TextCNN", "vocab": vocab.to_json(), "labels": text.LABELS, "dim": 8, "filters": 4, "widths": [3, 4, 5]}
+    vocab = textcnn.Vocabulary.build(["a good film", "a bad film", "good good"], min_freq=1)
+    net = textcnn.TextCNN(len(vocab), dim=8, filters=4).eval()
+    config = {"arch": "TextCNN", "vocab": vocab.to_json(), "labels": textcnn.LABELS, "dim": 8, "filters": 4, "widths": [3, 4, 5]}
     tag = store.save(TEXT_SMALL, net, config, **SAVE_ARGS)
-    _, pred = predictors.load(tag, torch.device("cpu"))
+    _, pred = families.load(tag, torch.device("cpu"))
     texts = ["a good film", "bad", "something else entirely"]
     with torch.inference_mode():
         expected = torch.softmax(net(vocab.encode(texts)), 1).numpy()
@@ -62,14 +64,14 @@ def test_textcnn_round_trip():
 def test_demand_round_trip():
     torch.manual_seed(0)
     split = datasets.bikeshare()
-    enc = demand.FeatureEncoder.fit(split.x_train)
-    net = demand.DemandMLP(enc.width, hidden=8).eval()
+    enc = bikeshare.FeatureEncoder.fit(split.x_train)
+    net = bikeshare.DemandMLP(enc.width, hidden=8).eval()
     config = {"arch": "DemandMLP", "inputs": enc.width, "hidden": 8, "encoder": enc.to_json()}
     tag = store.save(DEMAND, net, config, **SAVE_ARGS)
-    _, pred = predictors.load(tag, torch.device("cpu"))
-    rows = split.x_test.head(8)[demand.FEATURES].to_dict("records")
+    _, pred = families.load(tag, torch.device("cpu"))
+    rows = split.x_test.head(8)[bikeshare.FEATURES].to_dict("records")
     with torch.inference_mode():
-        expected = demand.to_counts(net(torch.as_tensor(enc.encode(split.x_test.head(8))))).numpy()
+        expected = bikeshare.to_counts(net(torch.as_tensor(enc.encode(split.x_test.head(8))))).numpy()
     np.testing.assert_allclose(pred(rows), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -79,9 +81,9 @@ def test_minilm_round_trip_carries_its_encoder():
     encoder = minilm.SentenceEncoder(datasets.minilm_dir())
     head = minilm.EmbeddingHead(encoder.dim, hidden=16).eval()
     config = {"arch": "MiniLM+EmbeddingHead", "encoder_dir": "encoder", "dim": encoder.dim, "hidden": 16,
-              "labels": text.LABELS, "max_tokens": minilm.MAX_TOKENS}
+              "labels": textcnn.LABELS, "max_tokens": minilm.MAX_TOKENS}
     tag = store.save(TEXT_LARGE, head, config, copy_dirs={"encoder": datasets.minilm_dir()}, **SAVE_ARGS)
-    loaded, pred = predictors.load(tag, torch.device("cpu"))
+    loaded, pred = families.load(tag, torch.device("cpu"))
     assert (loaded.path / "encoder" / "model.safetensors").exists()
     texts = ["a moving, beautiful film", "dull and lifeless"]
     emb = encoder.encode(texts)

@@ -7,7 +7,7 @@ import json
 import sys
 
 from tiffin.client.core import Client, ServerError
-from tiffin.predictors import EXAMPLE_DEMAND_ROW
+from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,3 +1,6 @@
+"""The client's calls: the typed HTTP API over httpx, or the OIP over gRPC. It imports only
+tiffin.wire and the OIP's tensor code: no torch, no BentoML."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,11 +10,7 @@ from typing import Any
 
 import httpx
 
-from tiffin.predictors import EXAMPLE_DEMAND_ROW
-from tiffin import store
-from tiffin.text import CASCADE_THRESHOLD, LABELS
-
-TEXT_MODELS = {"small": store.TEXT_SMALL.name, "large": store.TEXT_LARGE.name}
+from tiffin.wire import catalog
 
 
 @dataclass
@@ -110,9 +109,8 @@ class AsyncClient:
         if self.grpc_target:
             import numpy as np
 
-            from tiffin.image import CLASSES
-
-            return self._classified(await self._infer(store.IMAGE.name, {"image": np.array([data], dtype=object)}), CLASSES)
+            out = await self._infer(catalog.FASHION, {"image": np.array([data], dtype=object)})
+            return self._classified(out, catalog.FASHION_CLASSES)
         body = await self._post("/classify_image", files={"image": ("image", data)})
         return Prediction(model=body["model"], label=body["label"], probability=body["probabilities"][body["label"]],
                           probabilities=body["probabilities"])
@@ -122,29 +120,26 @@ class AsyncClient:
             import numpy as np
 
             first = "large" if tier == "large" else "small"
-            out = await self._infer(TEXT_MODELS[first], {"text": np.array([text.encode()], dtype=object)})
-            pred = self._classified(out, LABELS)
+            texts = {"text": np.array([text.encode()], dtype=object)}
+            pred = self._classified(await self._infer(catalog.TEXT_TIERS[first], texts), catalog.SENTIMENT_LABELS)
             # The cascade lives in the typed API; over the OIP the client runs it.
-            if tier == "auto" and (pred.probability or 0) < CASCADE_THRESHOLD:
+            if tier == "auto" and (pred.probability or 0) < catalog.CASCADE_THRESHOLD:
                 first = "large"
-                pred = self._classified(await self._infer(TEXT_MODELS["large"], {"text": np.array([text.encode()], dtype=object)}),
-                                        LABELS)
+                pred = self._classified(await self._infer(catalog.TEXT_LARGE, texts), catalog.SENTIMENT_LABELS)
             pred.tier = first
             return pred
         body = await self._post("/classify_text", json={"text": text, "tier": tier})
         return Prediction(model=body["model"], label=body["label"], probability=body["probability"], tier=body["tier"])
 
     async def predict_demand(self, **features: Any) -> Prediction:
-        row = {**EXAMPLE_DEMAND_ROW, **features}
+        row = {**catalog.EXAMPLE_DEMAND_ROW, **features}
         if self.grpc_target:
             import numpy as np
 
-            from tiffin.oip.models import MODELS
-
-            dtypes = {t.name: t.datatype for t in MODELS[store.DEMAND.name].inputs}
+            dtypes = catalog.DEMAND_DATATYPES
             inputs = {k: (np.array([str(v).encode()], dtype=object) if dtypes[k] == "BYTES"
                           else np.array([v], dtype=np.int64 if dtypes[k] == "INT64" else np.float32)) for k, v in row.items()}
-            out = await self._infer(store.DEMAND.name, inputs)
+            out = await self._infer(catalog.DEMAND, inputs)
             return Prediction(model=out["model"], bikers=float(out["bikers"][0]))
         body = await self._post("/predict_demand", json=row)
         return Prediction(model=body["model"], bikers=body["bikers"])

@@ -12,8 +12,10 @@ from grpc_reflection.v1alpha import reflection
 from tiffin.oip import inference_pb2 as pb
 from tiffin.oip import inference_pb2_grpc as pb_grpc
 from tiffin.oip import tensors
-from tiffin.oip.models import OIPError, Registry
-from tiffin.oip.rest import MAX_BODY, SERVER
+from tiffin.oip.models import Registry
+from tiffin.oip.rest import SERVER
+from tiffin.oip.signature import OIPError
+from tiffin.wire.limits import MAX_OIP_BYTES
 
 SERVICE_NAME = "inference.GRPCInferenceService"
 
@@ -65,7 +67,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 except tensors.TensorError as exc:
                     raise OIPError(f"input {t.name}: {exc}") from None
             wanted = [o.name for o in request.outputs] or None
-            outputs = await self.registry.infer(model, inputs, wanted)
+            outputs = await model.infer(inputs, wanted)
         except OIPError as exc:
             await context.abort(getattr(grpc.StatusCode, exc.grpc), str(exc))
         response = pb.ModelInferResponse(model_name=model.name, model_version=self.registry.version(model.name), id=request.id)
@@ -76,7 +78,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
 
 async def start(registry: Registry, host: str, port: int) -> grpc.aio.Server:
-    options = [("grpc.max_receive_message_length", MAX_BODY), ("grpc.max_send_message_length", MAX_BODY)]
+    options = [("grpc.max_receive_message_length", MAX_OIP_BYTES), ("grpc.max_send_message_length", MAX_OIP_BYTES)]
     server = grpc.aio.server(options=options)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(registry), server)
     health = HealthServicer()

@@ -14,11 +14,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tiffin import __version__
-from tiffin.asgi import BodyError, read_body
 from tiffin.oip import tensors
-from tiffin.oip.models import OIPError, OIPModel, Registry
+from tiffin.oip.models import OIPModel, Registry
+from tiffin.oip.signature import OIPError
+from tiffin.runtime.asgi import BodyError, read_body
+from tiffin.wire.limits import MAX_OIP_BYTES
 
-MAX_BODY = 16 * 1024 * 1024
 HEADER_LENGTH = "inference-header-content-length"
 SERVER = {"name": "tiffin", "version": __version__, "extensions": ["binary_tensor_data"]}
 
@@ -79,7 +80,7 @@ async def model_ready(request: Request) -> Response:
 
 async def _read_body(request: Request) -> bytes:
     try:
-        body = await read_body(request.scope, request.receive, MAX_BODY)
+        body = await read_body(request.scope, request.receive, MAX_OIP_BYTES)
     except BodyError as exc:
         raise OIPError(str(exc), exc.status) from None
     if body is None:
@@ -135,7 +136,7 @@ async def infer(request: Request) -> Response:
     doc, binary = _parse(await _read_body(request), request.headers.get(HEADER_LENGTH))
     inputs = _decode_inputs(doc, binary)
     wanted = [o.get("name") for o in doc.get("outputs") or []] or None
-    outputs = await reg.infer(model, inputs, wanted)
+    outputs = await model.infer(inputs, wanted)
     result: dict[str, Any] = {"model_name": model.name, "model_version": reg.version(model.name), "outputs": []}
     if "id" in doc:
         result["id"] = doc["id"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from tiffin.asgi import BodyError, Message, Receive, Send, media_type, read_body, send_json
+from tiffin.runtime.asgi import BodyError, Message, Receive, Send, media_type, read_body, send_json
 
 Scope = dict[str, Any]
 

@@ -1,9 +1,5 @@
-"""Fashion-MNIST: the CNN and the one definition of its preprocessing.
-
-Training feeds 28x28 uint8 arrays straight from the data set; serving first turns an
-uploaded PNG/JPEG of any size into such an array with `decode_image`. Both then go
-through `normalise`, whose constants are saved with the model.
-"""
+"""Images on the wire: PNG/JPEG uploads decoded to Fashion-MNIST-style pixels, pixels encoded
+as PNG, and the check every typed batch of pixels passes. numpy and Pillow only."""
 
 from __future__ import annotations
 
@@ -11,48 +7,14 @@ import io
 import warnings
 
 import numpy as np
-import torch
-from torch import nn
 
-CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]
-SIDE = 28
-# Fashion-MNIST pixel statistics (train split), saved in the model config.
-MEAN, STD = 0.2860, 0.3530
-# An upload bigger than this many pixels is refused before it is decoded (decompression bombs).
-MAX_PIXELS = 40_000_000
+from tiffin.wire.limits import MAX_PIXELS
+
+SIDE = 28  # the Fashion-MNIST CNN's input: SIDE x SIDE grey pixels
 
 
 class InvalidImage(ValueError):
     """The upload is not a usable PNG/JPEG image; the message says why."""
-
-
-class FashionCNN(nn.Module):
-    def __init__(self, channels: int = 32, hidden: int = 128, classes: int = 10, dropout: float = 0.3):
-        super().__init__()
-        c = channels
-        self.features = nn.Sequential(
-            nn.Conv2d(1, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
-            nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c, 2 * c, 3, padding=1), nn.BatchNorm2d(2 * c), nn.ReLU(), nn.MaxPool2d(2),
-        )
-        self.head = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * c * 7 * 7, hidden), nn.ReLU(),
-            nn.Dropout(dropout), nn.Linear(hidden, classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-def normalise(pixels: np.ndarray | torch.Tensor, mean: float = MEAN, std: float = STD) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), standardised."""
-    t = torch.as_tensor(pixels)
-    if t.ndim != 3 or tuple(t.shape[1:]) != (SIDE, SIDE):
-        raise ValueError(f"expected (N, {SIDE}, {SIDE}) pixels, got {tuple(t.shape)}")
-    return ((t.float() / 255.0 - mean) / std).unsqueeze(1)
 
 
 def check_batch(pixels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

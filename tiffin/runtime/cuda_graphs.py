@@ -1,51 +1,27 @@
 """CUDA graphs for the image predictor on a GPU: one captured forward pass per batch-size
 bucket, fed from pinned host memory, waited on without spinning.
 
-A ResNet-50 forward pass launches ~150 kernels; from Python each launch costs the CPU a few
-µs, and at small batches the GPU waits on the CPU. A graph replays the whole pass as one
+From Python each kernel launch costs the CPU a few µs; a graph replays a whole pass as one
 launch. A graph's shapes are fixed when it is captured, so each bucket (1, 2, 4 ... 128
-images) has its own, and a batch runs in the smallest bucket that holds it; the rows past
-the batch hold whatever the last batch left there, and their outputs are never read (rows
-of an eval-mode CNN do not mix). The issue's probe on an H100 (ResNet-50 fp16): eager
-13,187 img/s at batch 128; graphs 12,135 at 32 and 13,420 at 128, i.e. batches of 32 run
-near the best, which is what a serving batcher mostly sees.
-
-The wait for each batch's answers sleeps on a blocking-sync CUDA event instead of the
-default busy-wait: in the same probe the default spin cost the server a third of its CPU,
-which the event loops feeding the GPU need.
-
-TIFFIN_CUDA_GRAPHS=off runs the eager path; TIFFIN_CUDA_GRAPH_BUCKETS (e.g. "1,8,32,128")
-sets the buckets.
+images) has its own, and a batch runs in the smallest bucket that holds it; rows past the
+batch hold what the last batch left there and are never read (rows of an eval-mode CNN do
+not mix). The wait for each batch sleeps on a blocking-sync event: the default busy-wait
+takes CPU the event loops feeding the GPU need. Figures: docs/decisions/004-cuda-graphs.md.
+TIFFIN_CUDA_GRAPHS=off runs eager; TIFFIN_CUDA_GRAPH_BUCKETS sets the buckets.
 """
 
 from __future__ import annotations
 
 import bisect
-import os
 import threading
 from typing import Callable
 
 import numpy as np
 import torch
 
-DEFAULT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+from tiffin import config
 
-
-def enabled() -> bool:
-    return os.environ.get("TIFFIN_CUDA_GRAPHS", "on") != "off"
-
-
-def buckets_from_env() -> tuple[int, ...]:
-    raw = os.environ.get("TIFFIN_CUDA_GRAPH_BUCKETS")
-    if not raw:
-        return DEFAULT_BUCKETS
-    try:
-        buckets = tuple(sorted({int(b) for b in raw.split(",") if b.strip()}))
-    except ValueError:
-        raise ValueError(f"TIFFIN_CUDA_GRAPH_BUCKETS must be comma-separated batch sizes, got {raw!r}") from None
-    if not buckets or buckets[0] < 1:
-        raise ValueError(f"TIFFIN_CUDA_GRAPH_BUCKETS must name batch sizes of at least 1, got {raw!r}")
-    return buckets
+DEFAULT_BUCKETS = config.Settings().cuda_graph_buckets
 
 
 def bucket_for(n: int, buckets: tuple[int, ...]) -> int:

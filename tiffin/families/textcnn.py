@@ -1,4 +1,5 @@
-"""Review sentiment, small tier: the tokenizer/vocabulary and the TextCNN.
+"""Review sentiment, small tier: the tokenizer/vocabulary, the TextCNN, its predictor, and the
+OIP signature both text tiers share.
 
 The vocabulary is built from the training split only and saved with the model as
 JSON, so serving tokenizes exactly as training did.
@@ -8,15 +9,21 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
+import numpy as np
 import torch
+from pydantic import ValidationError
 from torch import nn
 
-LABELS = ["rotten", "fresh"]
-MAX_TEXT_CHARS = 5000
-# Tier "auto": the small model answers alone when it is at least this sure, else the large one.
-CASCADE_THRESHOLD = 0.8
+from tiffin import store
+from tiffin.families.base import Family, Predictor
+from tiffin.oip.signature import OIPError, Signature, TensorSpec, class_tensors, items
+from tiffin.wire import catalog
+from tiffin.wire.schemas import TextRequest
+
+LABELS = catalog.SENTIMENT_LABELS
 PAD, UNK = "<pad>", "<unk>"
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]")
 
@@ -81,3 +88,53 @@ class TextCNN(nn.Module):
             valid = torch.arange(h.shape[2], device=ids.device) < (lengths - conv.kernel_size[0] + 1).clamp(min=1)
             pooled.append(h.masked_fill(~valid.unsqueeze(1), float("-inf")).amax(dim=2))
         return self.out(self.drop(torch.cat(pooled, dim=1)))
+
+
+class SentimentPredictor(Predictor):
+    """What both text tiers share: texts in, (N, 2) probabilities (rotten, fresh) out."""
+
+    @property
+    def classes(self) -> list[str]:
+        return self.config["labels"]
+
+    def warmup(self) -> None:
+        self(["a warm-up sentence for the model"] * 4)
+
+
+class TextCNNPredictor(SentimentPredictor):
+    def __init__(self, model_dir: Path, config: dict[str, Any], device: torch.device):
+        super().__init__(model_dir, config, device)
+        self.vocab = Vocabulary.from_json(config["vocab"])
+        net = TextCNN(len(self.vocab), config["dim"], config["filters"], config["widths"], len(config["labels"]))
+        self.model = store.load_weights(net, model_dir, device)
+
+    @torch.inference_mode()
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        ids = self.vocab.encode(texts).to(self.device)
+        return torch.softmax(self.model(ids), dim=1).float().cpu().numpy()
+
+
+def oip_texts(inputs: dict[str, np.ndarray]) -> list[str]:
+    """OIP `text`: BYTES [N] of UTF-8 -> texts, each checked as the typed route checks it."""
+    x = inputs["text"]
+    if x.dtype != np.object_:
+        raise OIPError("input text must be a BYTES tensor of UTF-8 strings")
+    texts = []
+    for raw in items(x, "text"):
+        try:
+            text = bytes(raw).decode("utf-8")
+            TextRequest(text=text)
+        except UnicodeDecodeError:
+            raise OIPError("input text holds bytes that are not UTF-8") from None
+        except ValidationError as exc:
+            raise OIPError(f"input text: {exc.errors()[0]['msg']}") from None
+        if not text.strip():
+            raise OIPError("input text holds a blank string")
+        texts.append(text)
+    return texts
+
+
+SIGNATURE = Signature([TensorSpec("text", "BYTES", [-1])], class_tensors(len(LABELS)), oip_texts)
+FAMILY = Family(catalog.TEXT_SMALL, "TextCNN", TextCNNPredictor, "text", "sentiment", "small",
+                setting="text_small_model", train="train.text", signature=SIGNATURE)
+FAMILIES = (FAMILY,)

@@ -1,4 +1,4 @@
-"""Loaders for the three data sets, each shipped by a package (no downloads).
+"""Loaders for the three data sets, each shipped by a package (no downloads), for training.
 
 Every loader returns fixed, seeded splits so a held-out metric is always computed
 on rows the model never saw, and a fingerprint (sha256 of the source bytes) that

@@ -1,4 +1,4 @@
-"""Request and response models of the public API (also used by clients and tests)."""
+"""Request and answer models of the typed API (pydantic; used by services, clients and tests)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tiffin.demand import MONTHS, WEATHER
-from tiffin.text import MAX_TEXT_CHARS
+from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW, EXAMPLE_TEXT, MAX_TEXT_CHARS, MONTHS, WEATHER
 
 Month = Literal[tuple(MONTHS)]  # type: ignore[valid-type]
 Weather = Literal[tuple(WEATHER)]  # type: ignore[valid-type]
 Tier = Literal["small", "large", "auto"]
-
-EXAMPLE_TEXT = "A witty, warm and wonderfully acted film that earns every one of its laughs."
 
 
 def _unit(description: str) -> object:
@@ -23,10 +20,7 @@ def _unit(description: str) -> object:
 class DemandFeatures(BaseModel):
     """One hour of calendar and weather, in ISLP Bikeshare's column names and units."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
-        "season": 3, "mnth": "July", "hr": 8, "holiday": 0, "weekday": 2, "workingday": 1,
-        "weathersit": "clear", "temp": 0.7, "atemp": 0.65, "hum": 0.55, "windspeed": 0.2,
-    }})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": EXAMPLE_DEMAND_ROW})
 
     season: int = Field(ge=1, le=4, description="1 winter, 2 spring, 3 summer, 4 fall")
     mnth: Month = Field(description="month as spelled in the data set")

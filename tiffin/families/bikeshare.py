@@ -1,4 +1,4 @@
-"""Bike-share demand: feature encoding (one definition) and the MLP.
+"""Bike-share demand: feature encoding (one definition), the MLP, its predictor and OIP signature.
 
 The model predicts `bikers` from calendar and weather columns only: `casual` and
 `registered` add up to the target and are never inputs. `day` (day of the year) is
@@ -9,14 +9,20 @@ mapped back with expm1.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from torch import nn
 
-MONTHS = ["Jan", "Feb", "March", "April", "May", "June", "July", "Aug", "Sept", "Oct", "Nov", "Dec"]
-WEATHER = ["clear", "cloudy/misty", "light rain/snow", "heavy rain/snow"]
+from tiffin import store
+from tiffin.families.base import Family, Predictor
+from tiffin.oip.signature import OIPError, Signature, TensorSpec, items
+from tiffin.wire import catalog
+from tiffin.wire.catalog import MONTHS, WEATHER
+from tiffin.wire.schemas import DemandFeatures
 CATEGORICAL = {
     "season": [1, 2, 3, 4],
     "mnth": MONTHS,
@@ -87,3 +93,47 @@ class DemandMLP(nn.Module):
 
 def to_counts(log_pred: torch.Tensor) -> torch.Tensor:
     return torch.expm1(log_pred).clamp(min=0.0)
+
+
+class DemandPredictor(Predictor):
+    def __init__(self, model_dir: Path, config: dict[str, Any], device: torch.device):
+        super().__init__(model_dir, config, device)
+        self.encoder = FeatureEncoder.from_json(config["encoder"])
+        self.model = store.load_weights(DemandMLP(config["inputs"], config["hidden"]), model_dir, device)
+
+    @torch.inference_mode()
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
+        columns = {name: [row[name] for row in rows] for name in FEATURES}
+        x = torch.as_tensor(self.encoder.encode(columns)).to(self.device)
+        return to_counts(self.model(x)).float().cpu().numpy()
+
+    def warmup(self) -> None:
+        self([catalog.EXAMPLE_DEMAND_ROW] * 4)
+
+
+def oip_rows(inputs: dict[str, np.ndarray]) -> list[dict]:
+    """One OIP tensor [N] per column -> N rows, each checked as the typed route checks it."""
+    columns = {name: items(inputs[name], name) for name in FEATURES}
+    sizes = {len(v) for v in columns.values()}
+    if len(sizes) != 1:
+        raise OIPError(f"every demand input needs the same number of items, got sizes {sorted(sizes)}")
+    rows = []
+    for i in range(sizes.pop()):
+        row = {k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item()) for k, v in columns.items()}
+        try:
+            rows.append(DemandFeatures(**row).model_dump())
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise OIPError(f"item {i}, input {err['loc'][0]}: {err['msg']}") from None
+    return rows
+
+
+def oip_bikers(answers: list[dict]) -> dict[str, np.ndarray]:
+    return {"bikers": np.array([a["bikers"] for a in answers], dtype=np.float32)}
+
+
+FAMILY = Family(
+    catalog.DEMAND, "DemandMLP", DemandPredictor, "tabular", "regression", setting="demand_model", train="train.demand",
+    signature=Signature([TensorSpec(n, catalog.DEMAND_DATATYPES[n], [-1]) for n in FEATURES],
+                        [TensorSpec("bikers", "FP32", [-1])], oip_rows, oip_bikers, method="predict"))
+FAMILIES = (FAMILY,)

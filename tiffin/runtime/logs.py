@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
+
+from tiffin import config
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,9 +28,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def configure() -> None:
+def configure(settings: config.Settings | None = None) -> None:
     """Called by each service's __init__, after BentoML has configured its worker's logging."""
-    if os.environ.get("TIFFIN_LOG_FORMAT", "").lower() != "json":
+    if (settings or config.settings()).log_format != "json":
         return
     formatter = JsonFormatter()
     seen = set()

@@ -16,7 +16,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import os
+
+from tiffin import config
 
 log = logging.getLogger("tiffin")
 
@@ -31,7 +32,7 @@ TRIM_BYTES = 128 * 1024 * 1024
 def keep_batch_buffers() -> bool:
     """Fixes the thresholds for this process (glibc only; TIFFIN_MALLOC_TUNING=off leaves them
     alone). True when they were set."""
-    if os.environ.get("TIFFIN_MALLOC_TUNING", "on") == "off":
+    if not config.settings().malloc_tuning:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -2,18 +2,24 @@
 one (a typical vision model's compute) and a probe with next to no compute.
 
 `make bench` saves them into the model store as `bench-resnet50` and `bench-probe` (label
-task=benchmark) and serves them with `TIFFIN_IMAGE_MODEL=bench-resnet50:latest` through the very same image
-runner, hot path and batcher as the trained Fashion-MNIST CNN, so the numbers describe
-the serving code at the compute cost of a typical vision model, not a toy.
-Written here because torchvision cannot be imported beside our torch build.
+task=benchmark, `python -m bench.models`) and serves them with
+`TIFFIN_IMAGE_MODEL=bench-resnet50:latest` through the very same image runner, hot path and
+batcher as the trained Fashion-MNIST CNN, so the numbers describe the serving code at the
+compute cost of a typical vision model, not a toy. Written here because torchvision cannot
+be imported beside our torch build.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 from torch import nn
+
+from tiffin.families.base import Family
+from tiffin.families.fashion import FashionPredictor
+from tiffin.families.vision import ImagePredictor
 
 INPUT_SHAPE = (3, 224, 224)  # one uint8 CHW image per request
 # ImageNet channel statistics: the usual preprocessing for a ResNet-50.
@@ -87,3 +93,23 @@ def normalise(pixels: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch
         raise ValueError(f"expected (N, 3, H, W) pixels, got {tuple(pixels.shape)}")
     mean, std = _statistics(pixels.device)
     return ((pixels.float() / 255.0 - mean) / std).to(dtype)
+
+
+class ResNetPredictor(ImagePredictor):
+    def network(self, config: dict[str, Any]) -> torch.nn.Module:
+        return BenchResNet50(len(config["classes"]))
+
+    def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
+        return normalise(pixels, self.dtype)
+
+
+class ProbePredictor(FashionPredictor):
+    """Fashion-MNIST's input and preprocessing, next to no compute."""
+
+    def network(self, config: dict[str, Any]) -> torch.nn.Module:
+        return BenchProbe(len(config["classes"]))
+
+
+RESNET50 = Family("bench-resnet50", "BenchResNet50", ResNetPredictor, "image", "benchmark", setting="bench_model")
+PROBE = Family("bench-probe", "BenchProbe", ProbePredictor, "image", "benchmark", setting="bench_model")
+FAMILIES = (RESNET50, PROBE)

@@ -8,15 +8,18 @@ import logging
 import time
 from pathlib import Path
 
-from tiffin import logs, malloc, predictors, store
-from tiffin.gc_pauses import FreezesStartupObjects
+from tiffin import families, store
+from tiffin.runtime import logs, malloc
+from tiffin.runtime.gc_pauses import FreezesStartupObjects
 
 log = logging.getLogger("tiffin")
 
 
 class ModelRunner(FreezesStartupObjects):
-    """Mixin for `@bentoml.service` classes that set `model_ref`."""
+    """Mixin for `@bentoml.service` classes that set `family` (the tiffin.families entry they
+    serve) and `model_ref` (its BentoModel, by `family.tag`)."""
 
+    family: families.Family
     model_ref: object  # bentoml.models.BentoModel; resolves to the stored model on instances
 
     def __init__(self) -> None:
@@ -27,13 +30,13 @@ class ModelRunner(FreezesStartupObjects):
         self.tag = str(stored.tag)
         config = json.loads((Path(stored.path) / store.CONFIG).read_text())
         self.device = store.pick_device()
-        self.predictor = predictors.build(Path(stored.path), config, self.device)
+        self.predictor = families.build(Path(stored.path), config, self.device)
         self._ready = True
         log.info("loaded %s on %s in %.2f s", self.tag, self.device, time.perf_counter() - start)
 
     def answers(self, probs) -> list[dict]:
         """(N, classes) probabilities -> one answer per item, keyed by the model's own class names."""
-        names = self.predictor.config.get("classes") or self.predictor.config["labels"]
+        names = self.predictor.classes
         return [{"probabilities": dict(zip(names, row.tolist())), "model": self.tag, "batch_size": len(probs)}
                 for row in probs]
 

@@ -24,19 +24,16 @@ import asyncio
 import json
 import logging
 import math
-import os
 from typing import Callable
 
 import numpy as np
 
-from tiffin import image
-from tiffin.asgi import BodyError, content_type, media_of, read_body
-from tiffin.batcher import Batcher, Overloaded
-from tiffin.http1 import Reply, Request
+from tiffin.runtime.asgi import BodyError, content_type, media_of, read_body
+from tiffin.runtime.batcher import Batcher, Overloaded
+from tiffin.runtime.http1 import Reply, Request
+from tiffin.wire import images
+from tiffin.wire.limits import MAX_IMAGE_BYTES as MAX_BODY
 
-MAX_BODY = 8 * 1024 * 1024
-FAST_HOST = os.environ.get("TIFFIN_FAST_HOST", "0.0.0.0")
-FAST_PORT = os.environ.get("TIFFIN_FAST_PORT", "3002")  # "off" serves the hot path on BentoML's port only
 log = logging.getLogger("tiffin")
 
 
@@ -81,7 +78,7 @@ class HotPath:
         self.metrics: Metrics | None = None
         self.tag = ""
         self.classes: list[str] = []
-        self._set_shape((image.SIDE, image.SIDE))
+        self._set_shape((images.SIDE, images.SIDE))
 
     def attach(self, predict: Callable[[np.ndarray], np.ndarray], tag: str, classes: list[str], shape: tuple[int, ...],
                metrics: Metrics | None = None, **batching) -> None:
@@ -106,7 +103,7 @@ class HotPath:
     def _set_shape(self, shape: tuple[int, ...]) -> None:
         # worked out once here, not on every request
         self.shape, self.raw_bytes, self.shown = shape, math.prod(shape), "x".join(map(str, shape))
-        self.grey28 = shape == (image.SIDE, image.SIDE)
+        self.grey28 = shape == (images.SIDE, images.SIDE)
 
     def answers(self, probs: np.ndarray) -> list[bytes]:
         """A batch's (N, classes) probabilities -> each item's JSON answer, made on the model
@@ -140,8 +137,8 @@ class HotPath:
             pixels = body
         elif media in ("image/png", "image/jpeg") and grey28:
             try:  # decoding a photo takes milliseconds: in a thread, so the loop keeps serving
-                pixels = (await asyncio.to_thread(image.decode_image, body)).tobytes()
-            except image.InvalidImage as exc:
+                pixels = (await asyncio.to_thread(images.decode_image, body)).tobytes()
+            except images.InvalidImage as exc:
                 return self.refuse(400, str(exc))
         else:
             accepted = "or image/png or image/jpeg" if grey28 else "(this model takes raw tensors only)"

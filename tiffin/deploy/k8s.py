@@ -1,6 +1,6 @@
 """Kubernetes manifests for a tiffin container image, for those who host their own:
 a Knative Service (scale to zero, concurrency target) and a plain Deployment + Service +
-HorizontalPodAutoscaler. `python -m tiffin.k8s IMAGE [OUT_DIR]` writes them as YAML."""
+HorizontalPodAutoscaler. `python -m tiffin.deploy.k8s IMAGE [OUT_DIR]` writes them as YAML."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-# 3002: the image hot path's own listener (tiffin/hotpath.py); Knative routes one port only.
-HTTP_PORT, GRPC_PORT, FAST_PORT = 3000, 3001, 3002
+# FAST_PORT: the image hot path's own listener (tiffin/runtime/hotpath.py); Knative routes one port only.
+from tiffin.wire.limits import FAST_PORT, GRPC_PORT, HTTP_PORT
 
 
 def _probe(path: str, delay: int) -> dict[str, Any]:
@@ -96,6 +96,6 @@ def write(image: str, out: Path) -> list[Path]:
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        sys.exit("usage: python -m tiffin.k8s IMAGE [OUT_DIR]")
+        sys.exit("usage: python -m tiffin.deploy.k8s IMAGE [OUT_DIR]")
     for p in write(sys.argv[1], Path(sys.argv[2] if len(sys.argv) > 2 else "build/k8s")):
         print(p)

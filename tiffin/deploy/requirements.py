@@ -1,7 +1,8 @@
-"""Write the serving requirements (pyproject.toml's pinned dependencies) for bentos.
+"""Write the serving requirements for bentos: pyproject.toml's pinned core and `serve` extra
+(a served bento needs neither the training nor the dev dependencies).
 
-    python -m tiffin.requirements build/requirements.txt
-    python -m tiffin.requirements build/requirements-cpu.txt --torch-wheel build/wheels/torch-...whl
+    python -m tiffin.deploy.requirements build/requirements.txt
+    python -m tiffin.deploy.requirements build/requirements-cpu.txt --torch-wheel build/wheels/torch-...whl
 
 With --torch-wheel, torch is installed from that wheel (carried in the bento under
 env/python/wheels/) instead of the index, whose default torch build is the CUDA one.
@@ -11,11 +12,12 @@ import argparse
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def pins() -> list[str]:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return project["dependencies"] + project["optional-dependencies"]["serve"]
 
 
 def main() -> None:

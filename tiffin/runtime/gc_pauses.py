@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 
 import bentoml
+
+from tiffin import config
 
 log = logging.getLogger("tiffin")
 
@@ -29,7 +30,7 @@ log = logging.getLogger("tiffin")
 def freeze_startup_objects() -> None:
     """Call once, when the process has loaded what it keeps (models, warm-up done).
     TIFFIN_GC_FREEZE=off leaves the collector as Python sets it."""
-    if os.environ.get("TIFFIN_GC_FREEZE", "on").lower() in ("off", "0", "false"):
+    if not config.settings().gc_freeze:
         return
     gc.freeze()
     log.debug("gc: %d start-up objects frozen", gc.get_freeze_count())

@@ -1,0 +1,56 @@
+"""One settings object: every TIFFIN_* value read once, a wrong value refused by name."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tiffin import config
+from tiffin.config import Settings, SettingsError
+
+
+def test_defaults_without_environment():
+    s = Settings.from_env({})
+    assert (s.fast_port, s.grpc_port, s.hot_max_queue, s.cascade_threshold) == (3002, 3001, 1024, 0.8)
+    assert s.malloc_tuning and s.gc_freeze and s.cuda_graphs and s.log_format == "plain"
+    assert s.max_image_bytes == 8 * 1024 * 1024 and s.max_json_bytes == 64 * 1024
+
+
+@pytest.mark.parametrize("raw, expected", [("on", True), ("OFF", False), ("true", True), ("0", False), (" no ", False)])
+def test_one_reading_of_a_switch(raw, expected):
+    assert Settings.from_env({"TIFFIN_GC_FREEZE": raw}).gc_freeze is expected
+
+
+@pytest.mark.parametrize("name, raw, accepted", [
+    ("TIFFIN_GC_FREEZE", "of", "off"),
+    ("TIFFIN_HOT_MAX_QUEUE", "1k", "whole number"),
+    ("TIFFIN_HOT_MAX_QUEUE", "0", "at least 1"),
+    ("TIFFIN_CASCADE_THRESHOLD", "1.5", "from 0.0 to 1.0"),
+    ("TIFFIN_LOG_FORMAT", "jsno", "plain, json"),
+    ("TIFFIN_FAST_PORT", "99999", "from 1 to 65535"),
+])
+def test_a_typo_fails_naming_the_variable_and_what_it_takes(name, raw, accepted):
+    with pytest.raises(SettingsError, match=name) as caught:
+        Settings.from_env({name: raw})
+    assert accepted in str(caught.value) and repr(raw) in str(caught.value)
+
+
+def test_port_off_and_overrides():
+    s = Settings.from_env({"TIFFIN_FAST_PORT": "off", "TIFFIN_IMAGE_MODEL": "fashion-cnn:abc", "TIFFIN_HOT_MAX_WAIT_MS": "2.5"})
+    assert s.fast_port is None and s.image_model == "fashion-cnn:abc" and s.hot_max_wait_ms == 2.5
+
+
+def test_every_field_has_its_variable_and_the_object_is_frozen():
+    names = [config.env_name(f.name) for f in dataclasses.fields(Settings)]
+    assert len(set(names)) == len(names) and all(n.startswith("TIFFIN_") for n in names)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings().gc_freeze = False  # type: ignore[misc]
+
+
+def test_read_once_per_process(monkeypatch):
+    config.settings.cache_clear()
+    first = config.settings()
+    monkeypatch.setenv("TIFFIN_HOT_MAX_QUEUE", "7")
+    assert config.settings() is first  # read at first use, not per call
+    config.settings.cache_clear()

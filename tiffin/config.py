@@ -1,0 +1,141 @@
+"""Every `TIFFIN_*` setting, read from the environment once per process into one frozen object.
+
+    from tiffin.config import settings
+    settings().hot_max_queue
+
+A value that cannot be read fails at once with `SettingsError`, naming the variable and what
+it accepts; nothing falls back silently. Imports nothing outside the standard library, so the
+client can read it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from tiffin.wire import catalog, limits
+
+
+class SettingsError(ValueError):
+    """A `TIFFIN_*` variable holds a value it cannot take; the message names both."""
+
+
+ON, OFF = ("on", "true", "1", "yes"), ("off", "false", "0", "no")
+
+
+def on_off(name: str, raw: str) -> bool:
+    """The one reading of a switch: on/true/1/yes or off/false/0/no, in any case."""
+    value = raw.strip().lower()
+    if value in ON or value in OFF:
+        return value in ON
+    raise SettingsError(f"{name}={raw!r}: use one of {', '.join(ON)} or {', '.join(OFF)}")
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None) -> Callable[[str, str], Any]:
+    def parse(name: str, raw: str) -> Any:
+        try:
+            value = kind(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: expected {'a whole number' if kind is int else 'a number'}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise SettingsError(f"{name}={raw!r}: expected a number {bounds}")
+        return value
+
+    return parse
+
+
+def _port_or_off(name: str, raw: str) -> int | None:
+    if raw.strip().lower() in OFF:
+        return None
+    return _number(int, 1, 65535)(name, raw)
+
+
+def _buckets(name: str, raw: str) -> tuple[int, ...]:
+    try:
+        buckets = tuple(sorted({int(b) for b in raw.split(",") if b.strip()}))
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected comma-separated batch sizes, e.g. 1,8,32,128") from None
+    if not buckets or buckets[0] < 1:
+        raise SettingsError(f"{name}={raw!r}: batch sizes must be at least 1")
+    return buckets
+
+
+def _choice(*choices: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise SettingsError(f"{name}={raw!r}: use one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _text(name: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _env(name: str, parse: Callable[[str, str], Any], default: Any) -> Any:
+    return field(default=default, metadata={"env": name, "parse": parse})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # model-store tag each service loads (NAME:latest when unset); the families name their field
+    image_model: str | None = _env("TIFFIN_IMAGE_MODEL", _text, None)
+    text_small_model: str | None = _env("TIFFIN_TEXT_SMALL_MODEL", _text, None)
+    text_large_model: str | None = _env("TIFFIN_TEXT_LARGE_MODEL", _text, None)
+    demand_model: str | None = _env("TIFFIN_DEMAND_MODEL", _text, None)
+    bench_model: str | None = _env("TIFFIN_BENCH_MODEL", _text, None)
+    device: str | None = _env("TIFFIN_DEVICE", _text, None)  # None: cuda when present, else cpu
+    # the typed API
+    cascade_threshold: float = _env("TIFFIN_CASCADE_THRESHOLD", _number(float, 0.0, 1.0), catalog.CASCADE_THRESHOLD)
+    max_image_bytes: int = _env("TIFFIN_MAX_IMAGE_BYTES", _number(int, 1), limits.MAX_IMAGE_BYTES)
+    max_json_bytes: int = _env("TIFFIN_MAX_JSON_BYTES", _number(int, 1), limits.MAX_JSON_BYTES)
+    grpc_host: str = _env("TIFFIN_GRPC_HOST", _text, "0.0.0.0")
+    grpc_port: int = _env("TIFFIN_GRPC_PORT", _number(int, 1, 65535), limits.GRPC_PORT)
+    # the image hot path
+    fast_host: str = _env("TIFFIN_FAST_HOST", _text, "0.0.0.0")
+    fast_port: int | None = _env("TIFFIN_FAST_PORT", _port_or_off, limits.FAST_PORT)  # None: mounted route only
+    hot_max_batch: int | None = _env("TIFFIN_HOT_MAX_BATCH", _number(int, 1), None)  # None: by device
+    hot_max_wait_ms: float = _env("TIFFIN_HOT_MAX_WAIT_MS", _number(float, 0.0), 0.0)
+    hot_max_queue: int = _env("TIFFIN_HOT_MAX_QUEUE", _number(int, 1), 1024)
+    hot_deadline_s: float = _env("TIFFIN_HOT_DEADLINE_S", _number(float, 0.0), 10.0)
+    # how the image runner lays itself out (tiffin/runtime/layout.py); None: worked out
+    cpu_cores: int | None = _env("TIFFIN_CPU_CORES", _number(int, 1), None)
+    image_workers: int | None = _env("TIFFIN_IMAGE_WORKERS", _number(int, 1), None)
+    hot_model_threads: int | None = _env("TIFFIN_HOT_MODEL_THREADS", _number(int, 1), None)
+    torch_threads: int | None = _env("TIFFIN_TORCH_THREADS", _number(int, 1), None)
+    gil_switch_ms: float = _env("TIFFIN_GIL_SWITCH_MS", _number(float, 0.001), 0.1)
+    # process tuning
+    malloc_tuning: bool = _env("TIFFIN_MALLOC_TUNING", on_off, True)
+    gc_freeze: bool = _env("TIFFIN_GC_FREEZE", on_off, True)
+    cuda_graphs: bool = _env("TIFFIN_CUDA_GRAPHS", on_off, True)
+    cuda_graph_buckets: tuple[int, ...] = _env("TIFFIN_CUDA_GRAPH_BUCKETS", _buckets, (1, 2, 4, 8, 16, 32, 64, 128))
+    log_format: str = _env("TIFFIN_LOG_FORMAT", _choice("plain", "json"), "plain")
+    # training
+    train_threads: int | None = _env("TIFFIN_TRAIN_THREADS", _number(int, 1), None)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is not None and raw.strip():
+                values[f.name] = f.metadata["parse"](f.metadata["env"], raw)
+        return cls(**values)
+
+
+def env_name(setting: str) -> str:
+    """The variable behind a field: env_name("image_model") -> "TIFFIN_IMAGE_MODEL"."""
+    return next(f.metadata["env"] for f in dataclasses.fields(Settings) if f.name == setting)
+
+
+@functools.cache
+def settings() -> Settings:
+    """This process's settings, read on first use."""
+    return Settings.from_env()

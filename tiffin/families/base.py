@@ -1,0 +1,65 @@
+"""What every model family module declares: a `Family` (its store name, the `arch` its
+training writes into the model's config, its predictor, its OIP signature, its training
+entry point) and a `Predictor` (a loaded model that runs whole batches)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from tiffin import config
+
+if TYPE_CHECKING:
+    from tiffin.oip.signature import Signature
+
+
+class Predictor:
+    """Built from a model-store directory (weights + config written by `tiffin.store.save`);
+    takes a whole batch, so the serving batcher decides the batch and the predictor runs it."""
+
+    config: dict[str, Any]
+    device: torch.device
+
+    def __init__(self, model_dir: Path, config: dict[str, Any], device: torch.device):
+        self.config, self.device = config, device
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names of a classifier, in output order."""
+        raise NotImplementedError
+
+    def warmup(self) -> None:
+        """Run a representative batch once so the first real request pays no lazy-init cost."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # model-store name; also the OIP model name
+    arch: str  # config["arch"] of the stored model: how a stored version finds its predictor
+    predictor: type[Predictor]
+    family: str  # the store labels: family, task, tier
+    task: str
+    tier: str = ""
+    setting: str = ""  # the field of tiffin.config.Settings that names the tag to serve
+    train: str = ""  # `python -m <train>` trains it; "" for models made elsewhere (bench/)
+    signature: "Signature | None" = None  # how it is called over the OIP; None: not served there
+
+    @property
+    def tag(self) -> str:
+        """The tag a service loads: the setting where set, else the newest version."""
+        return (getattr(config.settings(), self.setting) if self.setting else None) or f"{self.name}:latest"
+
+    @property
+    def env(self) -> str:
+        return config.env_name(self.setting)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        labels = {"family": self.family, "task": self.task, "project": "tiffin"}
+        if self.tier:
+            labels["tier"] = self.tier
+        return labels

@@ -1,0 +1,77 @@
+"""What the image families share: a predictor that takes uint8 batches and answers class
+probabilities, run the fastest way the device allows (docs/decisions/003-image-predictor.md).
+
+On CUDA the weights are fp16, the uint8 batch (4x smaller than floats) goes from pinned
+memory without blocking and is normalised on the GPU, and the pass replays as a CUDA graph
+(tiffin/runtime/cuda_graphs.py); on CPU it stays float32 and eager. Both run channels_last,
+with each BatchNorm folded into the convolution before it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tiffin import config, store
+from tiffin.families.base import Predictor
+from tiffin.runtime import cuda_graphs
+from tiffin.wire import images
+
+
+def fold_batchnorm(net: torch.nn.Module) -> torch.nn.Module:
+    with warnings.catch_warnings():
+        # the module imports torch.utils.mkldnn, whose TorchScript decorators warn on import
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.fx.experimental.optimization import fuse
+    return fuse(net)
+
+
+class ImagePredictor(Predictor):
+    """uint8 (N, *input_shape) in, class probabilities out. A family gives `network` (its
+    architecture from the stored config) and `prepare` (uint8 on the device -> model input)."""
+
+    def __init__(self, model_dir: Path, config: dict[str, Any], device: torch.device):
+        super().__init__(model_dir, config, device)
+        self.input_shape = tuple(config.get("input_shape", (images.SIDE, images.SIDE)))
+        self.cuda = device.type == "cuda"
+        self.dtype = torch.float16 if self.cuda else torch.float32
+        net = fold_batchnorm(store.load_weights(self.network(config), model_dir, device))
+        self.model = net.to(dtype=self.dtype, memory_format=torch.channels_last)
+        self.graphed: cuda_graphs.GraphedForward | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        return self.config["classes"]
+
+    def network(self, config: dict[str, Any]) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, *input_shape) on the device -> float32 (N, classes) probabilities there."""
+        x = self.prepare(x).contiguous(memory_format=torch.channels_last)
+        return torch.softmax(self.model(x).float(), dim=1)
+
+    @torch.inference_mode()
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (N, *input_shape) -> float32 (N, classes) probabilities."""
+        pixels = images.check_batch(pixels, self.input_shape)
+        if self.graphed is not None:
+            return self.graphed(pixels)
+        x = torch.from_numpy(np.require(pixels, None, ("C", "W")))
+        if self.cuda:
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        return self.forward(x).cpu().numpy()
+
+    def warmup(self) -> None:
+        settings = config.settings()
+        if self.cuda and settings.cuda_graphs and self.graphed is None:
+            self.graphed = cuda_graphs.GraphedForward(self.forward, self.input_shape, self.device,
+                                                      settings.cuda_graph_buckets)
+        self(np.zeros((8, *self.input_shape), dtype=np.uint8))
