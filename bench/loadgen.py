@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 import numpy as np
 
@@ -29,13 +29,20 @@ class Result:
         return float(np.percentile(self.latencies, q) * 1000) if self.latencies else float("nan")
 
     def row(self) -> dict:
-        return {"label": self.label, "concurrency": self.concurrency, "requests": len(self.latencies) + self.errors,
-                "rps": round(self.rps, 1), "p50_ms": round(self.pct(50), 2), "p99_ms": round(self.pct(99), 2),
-                "errors": self.errors}
+        return {
+            "label": self.label,
+            "concurrency": self.concurrency,
+            "requests": len(self.latencies) + self.errors,
+            "rps": round(self.rps, 1),
+            "p50_ms": round(self.pct(50), 2),
+            "p99_ms": round(self.pct(99), 2),
+            "errors": self.errors,
+        }
 
 
-async def closed_loop(label: str, send: Send, concurrency: int, seconds: float, warmup: float = 0.5,
-                      max_requests: int = 200_000) -> Result:
+async def closed_loop(
+    label: str, send: Send, concurrency: int, seconds: float, warmup: float = 0.5, max_requests: int = 200_000
+) -> Result:
     result = Result(label, concurrency, seconds)
     start = time.perf_counter()
     measure_from, stop_at = start + warmup, start + warmup + seconds

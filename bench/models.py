@@ -23,11 +23,24 @@ def ensure(family: Family) -> str:
         config = {"arch": family.arch, "classes": benchmark.CLASSES, "input_shape": list(benchmark.INPUT_SHAPE)}
     else:
         net = benchmark.BenchProbe()
-        config = {"arch": family.arch, "classes": fashion.CLASSES, "input_shape": [fashion.SIDE, fashion.SIDE],
-                  "mean": fashion.MEAN, "std": fashion.STD}
+        config = {
+            "arch": family.arch,
+            "classes": fashion.CLASSES,
+            "input_shape": [fashion.SIDE, fashion.SIDE],
+            "mean": fashion.MEAN,
+            "std": fashion.STD,
+        }
     parameters = sum(p.numel() for p in net.parameters())
-    return store.save(family, net, config, metrics={}, dataset="none: random weights, for benchmarks only", fingerprint="",
-                      params={"seed": 0, "parameters": parameters}, seconds=0.0)
+    return store.save(
+        family,
+        net,
+        config,
+        metrics={},
+        dataset="none: random weights, for benchmarks only",
+        fingerprint="",
+        params={"seed": 0, "parameters": parameters},
+        seconds=0.0,
+    )
 
 
 def main() -> None:

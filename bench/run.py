@@ -49,7 +49,9 @@ STORE = ROOT / "build" / "bench-store"
 OCTET = {"Content-Type": "application/octet-stream"}
 
 
-def raw_model(tag: str, batch_sizes: list[int], seconds: float, layouts: list[tuple[int, int]], when: str = "first") -> list[dict]:
+def raw_model(
+    tag: str, batch_sizes: list[int], seconds: float, layouts: list[tuple[int, int]], when: str = "first"
+) -> list[dict]:
     """Items/s of the predictor in-process, per (streams, torch threads) layout: `streams`
     Python threads each running batches back to back, as the hot path's model threads do."""
     import numpy as np
@@ -70,20 +72,29 @@ def raw_model(tag: str, batch_sizes: list[int], seconds: float, layouts: list[tu
             counts = [0] * streams
             start = time.perf_counter()
 
-            def stream(i: int) -> None:
+            def stream(i: int, batch, start: float, counts: list[int]) -> None:
                 while time.perf_counter() - start < seconds or counts[i] < 2:
                     predictor(batch)
                     counts[i] += 1
 
-            workers = [threading.Thread(target=stream, args=(i,)) for i in range(streams)]
+            workers = [threading.Thread(target=stream, args=(i, batch, start, counts)) for i in range(streams)]
             for w in workers:
                 w.start()
             for w in workers:
                 w.join()
             elapsed, n = time.perf_counter() - start, sum(counts)
-            rows.append({"model": tag.split(":")[0], "when": when, "device": str(predictor.device), "streams": streams, "threads": t,
-                         "batch_size": bs, "items_per_s": round(n * bs / elapsed, 1),
-                         "ms_per_batch": round(elapsed * streams / n * 1000, 3)})
+            rows.append(
+                {
+                    "model": tag.split(":")[0],
+                    "when": when,
+                    "device": str(predictor.device),
+                    "streams": streams,
+                    "threads": t,
+                    "batch_size": bs,
+                    "items_per_s": round(n * bs / elapsed, 1),
+                    "ms_per_batch": round(elapsed * streams / n * 1000, 3),
+                }
+            )
     torch.set_num_threads(os.cpu_count() or 1)
     return rows
 
@@ -117,8 +128,9 @@ class Usage:
 
     def _sample_gpu(self) -> None:
         while not self._stop.wait(0.2):
-            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True)
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"], capture_output=True, text=True
+            )
             if out.returncode == 0 and out.stdout.strip():
                 self.gpu.append(float(out.stdout.split()[0]))
 
@@ -126,7 +138,7 @@ class Usage:
         t = self.psutil.Process().cpu_times()
         return t.user + t.system
 
-    def __enter__(self) -> "Usage":
+    def __enter__(self) -> Usage:
         (self.cpu0, self.main0), self.wall0 = self._tree_cpu() if self.pid else (0.0, 0.0), time.perf_counter()
         self.own0 = self._own_cpu()
         self.psutil.cpu_percent()
@@ -148,10 +160,13 @@ class Usage:
 
     def columns(self, rps: float) -> dict:
         # CPU rates over the whole span (wrk's warm-up second included) over the measured rate
-        return {"server_cpu_pct": round(self.server_cpu, 1), "loadgen_cpu_pct": round(self.loadgen_cpu, 1),
-                "loop_cpu_us_per_req": round(self.loop_cpu / 100 / rps * 1e6, 1) if rps > 0 and self.pid else None,
-                "machine_cpu_pct": round(self.machine_cpu, 1),
-                "gpu_util_pct": round(sum(self.gpu) / len(self.gpu), 1) if self.gpu else None}
+        return {
+            "server_cpu_pct": round(self.server_cpu, 1),
+            "loadgen_cpu_pct": round(self.loadgen_cpu, 1),
+            "loop_cpu_us_per_req": round(self.loop_cpu / 100 / rps * 1e6, 1) if rps > 0 and self.pid else None,
+            "machine_cpu_pct": round(self.machine_cpu, 1),
+            "gpu_util_pct": round(sum(self.gpu) / len(self.gpu), 1) if self.gpu else None,
+        }
 
 
 def batch_counters(url: str, series: str, runner: str | None = None) -> tuple[float, float]:
@@ -172,8 +187,16 @@ def batch_counters(url: str, series: str, runner: str | None = None) -> tuple[fl
 CLIENT = "wrk" if wrk.available() else "aiohttp"  # --client overrides
 
 
-async def run_point(label: str, load: HttpLoad | Send, concurrency: int, seconds: float, pid: int | None,
-                    batches: tuple[str, str, str | None] | None = None, sender: str = "python", **extra) -> dict:
+async def run_point(
+    label: str,
+    load: HttpLoad | Send,
+    concurrency: int,
+    seconds: float,
+    pid: int | None,
+    batches: tuple[str, str, str | None] | None = None,
+    sender: str = "python",
+    **extra,
+) -> dict:
     """One closed-loop measurement. `load` is a fixed POST (sent by wrk, or by aiohttp where
     wrk is missing) or a coroutine function, named by `sender`, for what wrk cannot send (gRPC);
     `batches` = (metrics url, histogram, runner) to read the mean batch from."""
@@ -190,8 +213,10 @@ async def run_point(label: str, load: HttpLoad | Send, concurrency: int, seconds
     if batches:
         b1 = batch_counters(*batches)
         row["mean_batch"] = round((b1[0] - b0[0]) / max(b1[1] - b0[1], 1), 1)
-    print(f"  {label:<22} c={concurrency:<4} {row['rps']:>8.0f} req/s  p99 {row['p99_ms']:>8.1f} ms  errors {row['errors']}",
-          flush=True)
+    print(
+        f"  {label:<22} c={concurrency:<4} {row['rps']:>8.0f} req/s  p99 {row['p99_ms']:>8.1f} ms  errors {row['errors']}",
+        flush=True,
+    )
     return row
 
 
@@ -202,8 +227,11 @@ def uvicorn_app(app: str, env: dict[str, str] | None = None):
     from tiffin.deploy.serve import free_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning",
-                             "--no-access-log"], cwd=ROOT, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
     try:
         for _ in range(600):
             try:
@@ -228,13 +256,15 @@ def poster(http, load: HttpLoad) -> Send:
         async with http.post(load.url, data=load.body, headers=load.headers) as r:
             await r.read()
             return r.status == 200
+
     return send
 
 
 async def bench_echo(concurrencies, seconds) -> list[dict]:
     with uvicorn_app("bench.echo:app") as (url, pid):
-        return [await run_point("starlette-echo", HttpLoad(url + "/echo", bytes(784), OCTET), c, seconds, pid)
-                for c in concurrencies]
+        return [
+            await run_point("starlette-echo", HttpLoad(url + "/echo", bytes(784), OCTET), c, seconds, pid) for c in concurrencies
+        ]
 
 
 async def bench_hot_path(server, label: str, body: bytes, concurrencies, seconds, **extra) -> list[dict]:
@@ -246,8 +276,14 @@ async def bench_hot_path(server, label: str, body: bytes, concurrencies, seconds
 def multipart(field: str, filename: str, content_type: str, data: bytes) -> tuple[bytes, dict[str, str]]:
     """One file field as a multipart/form-data body, built once so wrk can replay it."""
     boundary = "tiffin-bench-boundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
-            f"Content-Type: {content_type}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
@@ -262,19 +298,28 @@ async def bench_api(server, concurrencies, seconds) -> list[dict]:
     pixels = datasets.fashion_mnist().x_test[0]
     png = encode_png(pixels)
     raw = pixels.tobytes()
-    head = json.dumps({"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, 28, 28],
-                                   "parameters": {"binary_data_size": len(raw)}}],
-                       "outputs": [{"name": "label", "parameters": {"binary_data": False}}]}).encode()
-    grpc_request = pb.ModelInferRequest(model_name="fashion-cnn", raw_input_contents=[raw],
-                                        inputs=[pb.ModelInferRequest.InferInputTensor(name="image", datatype="UINT8", shape=[1, 28, 28])],
-                                        outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="label")])
+    head = json.dumps(
+        {
+            "inputs": [
+                {"name": "image", "datatype": "UINT8", "shape": [1, 28, 28], "parameters": {"binary_data_size": len(raw)}}
+            ],
+            "outputs": [{"name": "label", "parameters": {"binary_data": False}}],
+        }
+    ).encode()
+    grpc_request = pb.ModelInferRequest(
+        model_name="fashion-cnn",
+        raw_input_contents=[raw],
+        inputs=[pb.ModelInferRequest.InferInputTensor(name="image", datatype="UINT8", shape=[1, 28, 28])],
+        outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="label")],
+    )
     batches = (server.url, "bentoml_service_adaptive_batch_size", "tiffin-image")
     rows = []
     channel = grpc.aio.insecure_channel(server.grpc_target)
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
     typed = HttpLoad(server.url + "/classify_image", *multipart("image", "i.png", "image/png", png))
-    oip_rest = HttpLoad(server.url + "/v2/models/fashion-cnn/infer", head + raw,
-                        {"Inference-Header-Content-Length": str(len(head)), **OCTET})
+    oip_rest = HttpLoad(
+        server.url + "/v2/models/fashion-cnn/infer", head + raw, {"Inference-Header-Content-Length": str(len(head)), **OCTET}
+    )
 
     async def oip_grpc():
         await stub.ModelInfer(grpc_request, timeout=60)
@@ -289,13 +334,16 @@ async def bench_api(server, concurrencies, seconds) -> list[dict]:
 
 async def bench_seed(concurrencies, seconds, raw: bytes) -> list[dict]:
     with uvicorn_app("bench.baselines.seed:app") as (url, pid):
-        return [await run_point("baseline-seed", HttpLoad(url + "/classify", raw, OCTET), c, seconds, pid, mean_batch=1.0)
-                for c in concurrencies]
+        return [
+            await run_point("baseline-seed", HttpLoad(url + "/classify", raw, OCTET), c, seconds, pid, mean_batch=1.0)
+            for c in concurrencies
+        ]
 
 
 async def bench_stock(server, concurrencies, seconds, pixels, label: str = "baseline-stock-bentoml") -> list[dict]:
-    load = HttpLoad(server.url + "/classify", json.dumps({"pixels": pixels[None].tolist()}).encode(),
-                    {"Content-Type": "application/json"})
+    load = HttpLoad(
+        server.url + "/classify", json.dumps({"pixels": pixels[None].tolist()}).encode(), {"Content-Type": "application/json"}
+    )
     batches = (server.url, "bentoml_service_adaptive_batch_size", None)
     return [await run_point(label, load, c, seconds, server.proc.pid, batches) for c in concurrencies]
 
@@ -308,10 +356,14 @@ def paired_rounds(server, tag: str, best: dict, body: bytes, rounds: int, second
     not. The goal takes the median pair."""
     out = []
     for i in range(rounds):
-        [raw] = raw_model(tag, [best["batch_size"]], min(seconds, 2.0), [(best["streams"], best["threads"])], when=f"pair {i + 1}")
+        [raw] = raw_model(
+            tag, [best["batch_size"]], min(seconds, 2.0), [(best["streams"], best["threads"])], when=f"pair {i + 1}"
+        )
         [hot] = asyncio.run(bench_hot_path(server, f"hot-path fashion-cnn pair {i + 1}", body, [64], seconds))
         out.append({"raw": raw, "served": hot, "ratio": round(hot["rps"] / raw["items_per_s"], 3)})
-        print(f"  pair {i + 1}: raw {raw['items_per_s']:.0f} items/s, hot path c=64 {hot['rps']:.0f} req/s, ratio {out[-1]['ratio']:.3f}")
+        print(
+            f"  pair {i + 1}: raw {raw['items_per_s']:.0f} items/s, hot path c=64 {hot['rps']:.0f} req/s, ratio {out[-1]['ratio']:.3f}"
+        )
     return out
 
 
@@ -319,8 +371,9 @@ def cpu_model() -> str:
     """The processor's name: the CPU goal's ratio depends on it (the same code measured 0.66 on
     one 2-core VM and 0.78 on another, whose model ran 1.7x slower), so every result names it."""
     try:
-        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                      if ":" in line)
+        fields = dict(
+            line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines() if ":" in line
+        )
         fields = {k.strip(): v.strip() for k, v in fields.items()}
         # a VM may show only the brand ("AMD EPYC"): family and model tell the generation
         return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
@@ -361,12 +414,20 @@ def main() -> None:
     # Five: single pairs here spread over 0.62-0.69 within one run (3-4 s windows on a shared VM).
     parser.add_argument("--rounds", type=int, default=5, help="raw / hot-path pairs for the CPU goal's ratio")
     parser.add_argument("--overload", type=int, default=512, help="extra concurrency for the hot path (0: skip)")
-    parser.add_argument("--skip", default="", help="comma list of sections to leave out: api,baselines,resnet,fashion "
-                        "(fashion: every Fashion-MNIST point, so no data package is needed: the GPU goal's run)")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma list of sections to leave out: api,baselines,resnet,fashion "
+        "(fashion: every Fashion-MNIST point, so no data package is needed: the GPU goal's run)",
+    )
     parser.add_argument("--store", type=Path, default=STORE, help="BENTOML_HOME to use (quick models are trained into it)")
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--client", choices=["wrk", "aiohttp"], default=CLIENT,
-                        help="load generator for HTTP points (default: wrk where installed; gRPC always uses grpc.aio)")
+    parser.add_argument(
+        "--client",
+        choices=["wrk", "aiohttp"],
+        default=CLIENT,
+        help="load generator for HTTP points (default: wrk where installed; gRPC always uses grpc.aio)",
+    )
     args = parser.parse_args()
     CLIENT = args.client
     out = args.out
@@ -429,8 +490,15 @@ def main() -> None:
         # On CPU a ResNet-50 batch of 16 takes seconds: fewer clients, longer windows. On a GPU
         # this is the GPU goal's model: every concurrency, the overload point, and stock BentoML.
         with Server("services.image_runner:ImageRunner", {image_env: resnet}, ready_timeout=240) as server:
-            served += asyncio.run(bench_hot_path(server, "hot-path resnet50", image.tobytes(), hot if on_gpu else [1, 4, 16],
-                                                 args.seconds if on_gpu else max(args.seconds, 10)))
+            served += asyncio.run(
+                bench_hot_path(
+                    server,
+                    "hot-path resnet50",
+                    image.tobytes(),
+                    hot if on_gpu else [1, 4, 16],
+                    args.seconds if on_gpu else max(args.seconds, 10),
+                )
+            )
         if on_gpu and args.overload:
             served[-1]["label"] = f"hot-path resnet50 after c={args.overload}"
         if on_gpu and "baselines" not in skip:
@@ -449,28 +517,62 @@ def main() -> None:
     for col in ("model", "measured", "device", "streams x threads", "batch", "items/s", "ms/batch"):
         table.add_column(col, justify="right")
     for r in raw:
-        table.add_row(r["model"], r["when"], r["device"], f"{r['streams']} x {r['threads']}", str(r["batch_size"]),
-                      f"{r['items_per_s']:.0f}", f"{r['ms_per_batch']:.2f}")
+        table.add_row(
+            r["model"],
+            r["when"],
+            r["device"],
+            f"{r['streams']} x {r['threads']}",
+            str(r["batch_size"]),
+            f"{r['items_per_s']:.0f}",
+            f"{r['ms_per_batch']:.2f}",
+        )
     console.print(table)
     limits = ", ".join(f"{m} {v:.0f}/s" for m, v in limit.items())
     processor = cpu_model()
-    table = Table(title=f"served, one image per request, HTTP load from {CLIENT} (best raw: {limits}; {processor}, "
-                        f"{os.cpu_count()} cores)")
-    for col in ("path", "conc", "req/s", "p50 ms", "p99 ms", "errors", "req/batch", "server CPU %", "loop µs/req", "load-gen CPU %",
-                "machine CPU %", "GPU %", "vs raw", "vs echo"):
+    table = Table(
+        title=f"served, one image per request, HTTP load from {CLIENT} (best raw: {limits}; {processor}, {os.cpu_count()} cores)"
+    )
+    for col in (
+        "path",
+        "conc",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "req/batch",
+        "server CPU %",
+        "loop µs/req",
+        "load-gen CPU %",
+        "machine CPU %",
+        "GPU %",
+        "vs raw",
+        "vs echo",
+    ):
         table.add_column(col, justify="right")
     echo_by_c = {r["concurrency"]: r["rps"] for r in echo}
     for r in echo + served:
         model = "bench-resnet50" if "resnet" in r["label"] else "fashion-cnn"
-        r["ratio_to_limit"] = round(r["rps"] / limit[model], 3) if "probe" not in r["label"] and "echo" not in r["label"] else None
+        r["ratio_to_limit"] = (
+            round(r["rps"] / limit[model], 3) if "probe" not in r["label"] and "echo" not in r["label"] else None
+        )
         r["ratio_to_echo"] = round(r["rps"] / echo_by_c[r["concurrency"]], 3) if r["concurrency"] in echo_by_c else None
         gpu = r.get("gpu_util_pct")
-        table.add_row(r["label"], str(r["concurrency"]), f"{r['rps']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
-                      str(r["errors"]), str(r.get("mean_batch", "")), f"{r['server_cpu_pct']:.0f}",
-                      "" if r.get("loop_cpu_us_per_req") is None else f"{r['loop_cpu_us_per_req']:.0f}", f"{r['loadgen_cpu_pct']:.0f}",
-                      f"{r['machine_cpu_pct']:.0f}",
-                      "-" if gpu is None else f"{gpu:.0f}", "" if r["ratio_to_limit"] is None else f"{r['ratio_to_limit']:.2f}",
-                      "" if r["ratio_to_echo"] is None else f"{r['ratio_to_echo']:.2f}")
+        table.add_row(
+            r["label"],
+            str(r["concurrency"]),
+            f"{r['rps']:.0f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            str(r["errors"]),
+            str(r.get("mean_batch", "")),
+            f"{r['server_cpu_pct']:.0f}",
+            "" if r.get("loop_cpu_us_per_req") is None else f"{r['loop_cpu_us_per_req']:.0f}",
+            f"{r['loadgen_cpu_pct']:.0f}",
+            f"{r['machine_cpu_pct']:.0f}",
+            "-" if gpu is None else f"{gpu:.0f}",
+            "" if r["ratio_to_limit"] is None else f"{r['ratio_to_limit']:.2f}",
+            "" if r["ratio_to_echo"] is None else f"{r['ratio_to_echo']:.2f}",
+        )
     console.print(table)
 
     by = {(r["label"], r["concurrency"]): r for r in served}
@@ -483,10 +585,18 @@ def main() -> None:
         goals.append(("hot path's own cost: probe / echo req/s per server core at c=64 (goal >= 0.5)", round(per_core, 3), 0.5))
     if paired:
         ratios = sorted(p["ratio"] for p in paired)
-        goals.append((f"fashion-cnn hot path / raw best batch at c=64, median of {len(ratios)} pairs "
-                      f"({', '.join(f'{r:.2f}' for r in ratios)}) (goal >= 0.70)", round(statistics.median(ratios), 3), 0.70))
+        goals.append(
+            (
+                f"fashion-cnn hot path / raw best batch at c=64, median of {len(ratios)} pairs "
+                f"({', '.join(f'{r:.2f}' for r in ratios)}) (goal >= 0.70)",
+                round(statistics.median(ratios), 3),
+                0.70,
+            )
+        )
     if ("hot-path fashion-cnn", 64) in by:
-        goals.append(("fashion-cnn hot path at c=64 / best raw of the whole run", by[("hot-path fashion-cnn", 64)]["ratio_to_limit"], None))
+        goals.append(
+            ("fashion-cnn hot path at c=64 / best raw of the whole run", by[("hot-path fashion-cnn", 64)]["ratio_to_limit"], None)
+        )
         for other in ("baseline-stock-bentoml", "baseline-seed", "typed-http"):
             if (other, 64) in by:
                 ratio = by[("hot-path fashion-cnn", 64)]["rps"] / max(by[(other, 64)]["rps"], 1e-9)
@@ -496,22 +606,48 @@ def main() -> None:
         goals.append((f"errors at c={args.overload} (goal 0; p99 {row['p99_ms']:.0f} ms)", row["errors"], None))
     resnet256 = by.get(("hot-path resnet50", 256))
     if on_gpu and resnet256:
-        goals.append(("bench-resnet50 hot path / raw best batch at c=256 (goal >= 0.60; aim 0.75)", resnet256["ratio_to_limit"], 0.60))
+        goals.append(
+            ("bench-resnet50 hot path / raw best batch at c=256 (goal >= 0.60; aim 0.75)", resnet256["ratio_to_limit"], 0.60)
+        )
         within = resnet256["p99_ms"] <= 150 and resnet256["errors"] == 0
-        goals.append((f"bench-resnet50 hot path at c=256: p99 {resnet256['p99_ms']:.0f} ms, {resnet256['errors']} errors "
-                      "(goal: p99 <= 150 ms, 0 errors; 1 = met)", int(within), 1))
+        goals.append(
+            (
+                f"bench-resnet50 hot path at c=256: p99 {resnet256['p99_ms']:.0f} ms, {resnet256['errors']} errors "
+                "(goal: p99 <= 150 ms, 0 errors; 1 = met)",
+                int(within),
+                1,
+            )
+        )
         if ("baseline-stock-bentoml resnet50", 256) in by:
             stock = by[("baseline-stock-bentoml resnet50", 256)]["rps"]
-            goals.append(("bench-resnet50 hot path / stock BentoML req/s at c=256", round(resnet256["rps"] / max(stock, 1e-9), 1), None))
+            goals.append(
+                ("bench-resnet50 hot path / stock BentoML req/s at c=256", round(resnet256["rps"] / max(stock, 1e-9), 1), None)
+            )
     for text, value, goal in goals:
-        verdict = "" if goal is None else (" [green]met[/green]" if value is not None and value >= goal else " [red]not met[/red]")
+        verdict = (
+            "" if goal is None else (" [green]met[/green]" if value is not None and value >= goal else " [red]not met[/red]")
+        )
         console.print(f"{text}: [bold]{value}[/bold]{verdict}")
     out.mkdir(parents=True, exist_ok=True)
     device, weights = store.pick_device(), store.weights_bytes(FASHION.tag)
-    (out / "results.json").write_text(json.dumps({
-        "cpu_model": processor, "cpu_count": os.cpu_count(), "http_client": CLIENT, "hot_path_workers": image_workers(device, weights),
-        "hot_path_threads": execution_threads(device, weights), "raw_model": raw, "limit_items_per_s": limit, "paired": paired,
-        "echo": echo, "served": served, "goals": [{"what": t, "value": v, "goal": g} for t, v, g in goals]}, indent=1))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "cpu_model": processor,
+                "cpu_count": os.cpu_count(),
+                "http_client": CLIENT,
+                "hot_path_workers": image_workers(device, weights),
+                "hot_path_threads": execution_threads(device, weights),
+                "raw_model": raw,
+                "limit_items_per_s": limit,
+                "paired": paired,
+                "echo": echo,
+                "served": served,
+                "goals": [{"what": t, "value": v, "goal": g} for t, v, g in goals],
+            },
+            indent=1,
+        )
+    )
     plot(echo + served, out / "throughput.png")
     console.print(f"wrote {out / 'results.json'} and {out / 'throughput.png'}")
 

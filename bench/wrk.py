@@ -30,14 +30,31 @@ class HttpLoad:
 
 
 def _run(load: HttpLoad, body_file: str, concurrency: int, seconds: float) -> tuple[dict, float]:
-    env = {**os.environ, "TIFFIN_WRK_BODY": body_file,
-           "TIFFIN_WRK_HEADERS": "\n".join(f"{k}: {v}" for k, v in load.headers.items())}
+    env = {
+        **os.environ,
+        "TIFFIN_WRK_BODY": body_file,
+        "TIFFIN_WRK_HEADERS": "\n".join(f"{k}: {v}" for k, v in load.headers.items()),
+    }
     with tempfile.TemporaryFile() as out:
         # One thread on our 2 cores (the client's CPU is the server's loss); a quarter of the
         # cores on a larger machine (a lent GPU box), where one thread could not keep up.
         threads = max(1, min(concurrency, (os.cpu_count() or 1) // 4))
-        proc = subprocess.Popen(["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "120s", "-s", str(SCRIPT),
-                                 load.url], stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{concurrency}",
+                f"-d{max(1, round(seconds))}s",
+                "--timeout",
+                "120s",
+                "-s",
+                str(SCRIPT),
+                load.url,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         # wait4, not wait: it hands back the child's own CPU time, the load generator's cost.
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -61,6 +78,13 @@ def closed_loop(label: str, load: HttpLoad, concurrency: int, seconds: float, wa
     errors = s["non_2xx"] + s["socket_errors"]
     ok = max(s["responses"] - s["non_2xx"], 0)
     duration = s["duration_us"] / 1e6
-    return {"label": label, "concurrency": concurrency, "requests": s["responses"] + s["socket_errors"],
-            "rps": round(ok / duration, 1), "p50_ms": round(s["p50_us"] / 1000, 2), "p99_ms": round(s["p99_us"] / 1000, 2),
-            "errors": errors, "client": "wrk"}, cpu
+    return {
+        "label": label,
+        "concurrency": concurrency,
+        "requests": s["responses"] + s["socket_errors"],
+        "rps": round(ok / duration, 1),
+        "p50_ms": round(s["p50_us"] / 1000, 2),
+        "p99_ms": round(s["p99_us"] / 1000, 2),
+        "errors": errors,
+        "client": "wrk",
+    }, cpu

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Annotated
 
 import bentoml
 from pydantic import Field
 from starlette.responses import JSONResponse
-from typing_extensions import Annotated
 
 from services.demand_runner import DemandRunner
 from services.image_runner import ImageRunner
@@ -72,8 +72,9 @@ class Tiffin(FreezesStartupObjects):
     @bentoml.api(route="/classify_image")
     async def classify_image(
         self,
-        image: Annotated[Path, Field(description="a PNG or JPEG of a garment, any size, grey or colour "
-                                                 "(try services/examples/ankle-boot.png)")],
+        image: Annotated[
+            Path, Field(description="a PNG or JPEG of a garment, any size, grey or colour (try services/examples/ankle-boot.png)")
+        ],
     ) -> ImageResult:
         """Classify a garment picture into one of the ten Fashion-MNIST classes."""
         try:
@@ -101,8 +102,13 @@ class Tiffin(FreezesStartupObjects):
         except RunnerBusy as exc:
             return busy(exc)
         label = top(answer)
-        return TextResult(label=label, probability=answer["probabilities"][label], model=answer["model"],
-                          tier=answered, batch_size=answer["batch_size"])
+        return TextResult(
+            label=label,
+            probability=answer["probabilities"][label],
+            model=answer["model"],
+            tier=answered,
+            batch_size=answer["batch_size"],
+        )
 
     @bentoml.api(route="/predict_demand", input_spec=DemandFeatures)
     async def predict_demand(self, **features) -> DemandResult:
@@ -116,8 +122,11 @@ class Tiffin(FreezesStartupObjects):
 
 Tiffin.mount_asgi_app(OIP_APP, path="/v2")
 Tiffin.add_asgi_middleware(V2Root)
-Tiffin.add_asgi_middleware(RequestGuard, rules={
-    "/classify_image": Rule("multipart/form-data", settings().max_image_bytes, form_fields=frozenset({"image"})),
-    "/classify_text": Rule("application/json", settings().max_json_bytes),
-    "/predict_demand": Rule("application/json", settings().max_json_bytes),
-})
+Tiffin.add_asgi_middleware(
+    RequestGuard,
+    rules={
+        "/classify_image": Rule("multipart/form-data", settings().max_image_bytes, form_fields=frozenset({"image"})),
+        "/classify_text": Rule("application/json", settings().max_json_bytes),
+        "/predict_demand": Rule("application/json", settings().max_json_bytes),
+    },
+)

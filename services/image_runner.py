@@ -4,12 +4,12 @@ or any model with an image predictor, e.g. the benchmark ResNet-50 via TIFFIN_IM
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import bentoml
 import numpy as np
 import torch
 from pydantic import AfterValidator
-from typing_extensions import Annotated
 
 from tiffin import store
 from tiffin.config import settings
@@ -43,12 +43,24 @@ class ImageRunner(ModelRunner):
         # past the 10 s deadline a request is refused, not run.
         config = settings()
         self.hot_metrics = Metrics.get()
-        HOT_PATH.attach(self.predictor, self.tag, self.predictor.classes, self.predictor.input_shape, self.hot_metrics,
-                        max_batch=config.hot_max_batch or (128 if self.device.type == "cuda" else 64),
-                        max_wait_ms=config.hot_max_wait_ms, max_queue=config.hot_max_queue,
-                        deadline_s=config.hot_deadline_s, name="image-hot-path", threads=model_threads)
-        self.listener = None if config.fast_port is None else Listener(
-            HOT_PATH.handle, HOT_PATH.refuse, config.fast_host, config.fast_port, max_body=MAX_BODY)
+        HOT_PATH.attach(
+            self.predictor,
+            self.tag,
+            self.predictor.classes,
+            self.predictor.input_shape,
+            self.hot_metrics,
+            max_batch=config.hot_max_batch or (128 if self.device.type == "cuda" else 64),
+            max_wait_ms=config.hot_max_wait_ms,
+            max_queue=config.hot_max_queue,
+            deadline_s=config.hot_deadline_s,
+            name="image-hot-path",
+            threads=model_threads,
+        )
+        self.listener = (
+            None
+            if config.fast_port is None
+            else Listener(HOT_PATH.handle, HOT_PATH.refuse, config.fast_host, config.fast_port, max_body=MAX_BODY)
+        )
 
     @bentoml.on_startup
     async def start_hot_path(self) -> None:

@@ -25,8 +25,12 @@ os.environ.setdefault("TIFFIN_DEVICE", "cpu")
 @pytest.fixture(scope="session")
 def model_store() -> Path:
     """Quick-train every model missing from the test store (all of them, the first time)."""
-    subprocess.run([sys.executable, "-m", "train.all", "--quick", "--missing"], cwd=ROOT, check=True,
-                   env={**os.environ, "BENTOML_HOME": str(STORE)})
+    subprocess.run(
+        [sys.executable, "-m", "train.all", "--quick", "--missing"],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "BENTOML_HOME": str(STORE)},
+    )
     return STORE
 
 

@@ -22,9 +22,7 @@ SPLIT_SEED = 20261122
 def _package_file(package: str, relative: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"package {package!r} is not installed; run `make install` (it installs it with --no-deps)"
-        )
+        raise FileNotFoundError(f"package {package!r} is not installed; run `make install` (it installs it with --no-deps)")
     return Path(next(iter(spec.submodule_search_locations))) / relative
 
 
@@ -56,15 +54,11 @@ def _read_idx(path: Path) -> np.ndarray:
 def fashion_mnist(directory: Path = FASHION_DIR) -> Split:
     """Fashion-MNIST as uint8 images (N, 28, 28); the official train/test split."""
     files = [
-        directory / f"{part}-{kind}-idx{n}-ubyte.gz"
-        for part in ("train", "t10k")
-        for kind, n in (("images", 3), ("labels", 1))
+        directory / f"{part}-{kind}-idx{n}-ubyte.gz" for part in ("train", "t10k") for kind, n in (("images", 3), ("labels", 1))
     ]
     missing = [str(f) for f in files if not f.exists()]
     if missing:
-        raise FileNotFoundError(
-            f"Fashion-MNIST not found ({missing[0]}); install Debian's dataset-fashion-mnist"
-        )
+        raise FileNotFoundError(f"Fashion-MNIST not found ({missing[0]}); install Debian's dataset-fashion-mnist")
     xtr, ytr, xte, yte = (_read_idx(f) for f in files)
     return Split(xtr, ytr.astype(np.int64), xte, yte.astype(np.int64), "fashion-mnist", fingerprint(*files))
 

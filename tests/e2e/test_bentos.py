@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import ROOT
 from tiffin import families
-from tiffin.families import bikeshare, fashion, minilm, textcnn
 from tiffin.deploy import requirements
+from tiffin.families import bikeshare, fashion, minilm, textcnn
 
 BENTOML = [sys.executable, "-m", "bentoml"]
 
@@ -40,12 +40,19 @@ def _models(bento: bentoml.Bento) -> set[str]:
 def test_all_in_one_bento_pins_every_model_by_exact_tag(built):
     latest = {str(bentoml.models.get(f"{s.name}:latest").tag) for s in families.TRAINED}
     assert _models(built["all"]) == latest
-    assert {s.name for s in built["all"].info.services} == {"tiffin", "tiffin-image", "tiffin-text-small",
-                                                            "tiffin-text-large", "tiffin-demand"}
+    assert {s.name for s in built["all"].info.services} == {
+        "tiffin",
+        "tiffin-image",
+        "tiffin-text-small",
+        "tiffin-text-large",
+        "tiffin-demand",
+    }
 
 
-@pytest.mark.parametrize("name, spec", [("image", fashion.FAMILY), ("text-small", textcnn.FAMILY),
-                                        ("text-large", minilm.FAMILY), ("demand", bikeshare.FAMILY)])
+@pytest.mark.parametrize(
+    "name, spec",
+    [("image", fashion.FAMILY), ("text-small", textcnn.FAMILY), ("text-large", minilm.FAMILY), ("demand", bikeshare.FAMILY)],
+)
 def test_each_service_bento_carries_only_its_model(built, name, spec):
     assert _models(built[name]) == {str(bentoml.models.get(f"{spec.name}:latest").tag)}
 

@@ -30,8 +30,12 @@ def image(model_store) -> str:
     if shutil.which("podman") is None and os.environ.get("CI") != "true" and os.geteuid() != 0:
         pytest.skip("no podman and not root to install it: `make containerize` needs both")
     start = time.perf_counter()
-    subprocess.run(["make", "-s", "containerize", f"CONTAINER_IMAGE={IMAGE}"], cwd=ROOT, check=True,
-                   env={**os.environ, "BENTOML_HOME": str(model_store)})
+    subprocess.run(
+        ["make", "-s", "containerize", f"CONTAINER_IMAGE={IMAGE}"],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "BENTOML_HOME": str(model_store)},
+    )
     build_s = time.perf_counter() - start
     size = int(podman("image", "inspect", IMAGE, "--format", "{{.Size}}").stdout.strip())
     MEASUREMENTS.append(f"container {IMAGE}: built in {build_s:.0f} s (make containerize), image {size / 1e9:.2f} GB")
@@ -43,8 +47,21 @@ def container(image):
     http, grpc, fast = free_port(), free_port(), free_port()
     name = f"tiffin-test-{http}"
     # PORT is the serverless platforms' convention; the bento's entrypoint honours it.
-    podman("run", "-d", "--name", name, "-e", "PORT=8080", "-p", f"127.0.0.1:{http}:8080",
-           "-p", f"127.0.0.1:{grpc}:3001", "-p", f"127.0.0.1:{fast}:3002", image)
+    podman(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-e",
+        "PORT=8080",
+        "-p",
+        f"127.0.0.1:{http}:8080",
+        "-p",
+        f"127.0.0.1:{grpc}:3001",
+        "-p",
+        f"127.0.0.1:{fast}:3002",
+        image,
+    )
     start = time.perf_counter()
     url = f"http://127.0.0.1:{http}"
     try:
@@ -127,8 +144,9 @@ def test_sigterm_stops_it_cleanly(image):
 
         def call() -> None:
             try:
-                in_flight["status"] = httpx.post(f"http://127.0.0.1:{port}/v2/models/review-minilm/infer",
-                                                 json=doc, timeout=60).status_code
+                in_flight["status"] = httpx.post(
+                    f"http://127.0.0.1:{port}/v2/models/review-minilm/infer", json=doc, timeout=60
+                ).status_code
             except httpx.HTTPError as exc:
                 in_flight["status"] = repr(exc)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -13,31 +14,73 @@ from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
 
 pytestmark = pytest.mark.integration
 
-PNG = open("services/examples/bag.png", "rb").read()
+PNG = Path("services/examples/bag.png").read_bytes()
 NOISE = io.BytesIO()
 Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(NOISE, format="PNG")
 JSON = {"content-type": "application/json"}
 
 CASES = [
     # (id, method kwargs, path, status, fragment of the message)
-    ("not-an-image", dict(files={"image": ("a.png", b"just some text", "image/png")}), "/classify_image", 400, "not a PNG or JPEG"),
-    ("truncated-image", dict(files={"image": ("a.png", NOISE.getvalue()[: len(NOISE.getvalue()) // 2], "image/png")}), "/classify_image", 400, "truncated"),
+    (
+        "not-an-image",
+        dict(files={"image": ("a.png", b"just some text", "image/png")}),
+        "/classify_image",
+        400,
+        "not a PNG or JPEG",
+    ),
+    (
+        "truncated-image",
+        dict(files={"image": ("a.png", NOISE.getvalue()[: len(NOISE.getvalue()) // 2], "image/png")}),
+        "/classify_image",
+        400,
+        "truncated",
+    ),
     ("empty-image", dict(files={"image": ("a.png", b"", "image/png")}), "/classify_image", 400, "empty"),
-    ("wrong-field", dict(files={"picture": ("a.png", PNG, "image/png")}), "/classify_image", 400, "unexpected form field(s) picture"),
-    ("extra-field", dict(files={"image": ("a.png", PNG, "image/png")}, data={"x": "1"}), "/classify_image", 400, "unexpected form field(s) x"),
+    (
+        "wrong-field",
+        dict(files={"picture": ("a.png", PNG, "image/png")}),
+        "/classify_image",
+        400,
+        "unexpected form field(s) picture",
+    ),
+    (
+        "extra-field",
+        dict(files={"image": ("a.png", PNG, "image/png")}, data={"x": "1"}),
+        "/classify_image",
+        400,
+        "unexpected form field(s) x",
+    ),
     ("json-to-image", dict(json={"image": "abc"}), "/classify_image", 415, "takes multipart/form-data"),
-    ("image-too-big", dict(files={"image": ("a.png", b"\0" * (9 * 1024 * 1024), "image/png")}), "/classify_image", 413, "at most"),
+    (
+        "image-too-big",
+        dict(files={"image": ("a.png", b"\0" * (9 * 1024 * 1024), "image/png")}),
+        "/classify_image",
+        413,
+        "at most",
+    ),
     ("empty-text", dict(json={"text": ""}), "/classify_text", 400, "at least 1 character"),
     ("blank-text", dict(json={"text": "   \n"}), "/classify_text", 400, "blank"),
     ("long-text", dict(json={"text": "word " * 1001}), "/classify_text", 400, "at most 5000 characters"),
     ("missing-text", dict(json={}), "/classify_text", 400, "Field required"),
     ("bad-tier", dict(json={"text": "ok", "tier": "huge"}), "/classify_text", 400, "'small', 'large' or 'auto'"),
-    ("text-as-plain", dict(content=b"hello", headers={"content-type": "text/plain"}), "/classify_text", 415, "takes application/json"),
+    (
+        "text-as-plain",
+        dict(content=b"hello", headers={"content-type": "text/plain"}),
+        "/classify_text",
+        415,
+        "takes application/json",
+    ),
     ("no-content-type", dict(content=b"{}"), "/classify_text", 415, "no Content-Type"),
     ("not-json", dict(content=b"{oops", headers=JSON), "/classify_text", 400, "Invalid JSON"),
     ("json-list", dict(json=[1, 2]), "/classify_text", 400, "should be an object"),
     ("huge-json", dict(content=b'{"text": "' + b"a" * 300_000 + b'"}', headers=JSON), "/classify_text", 413, "at most 65536"),
-    ("missing-field", dict(json={k: v for k, v in EXAMPLE_DEMAND_ROW.items() if k != "hr"}), "/predict_demand", 400, "Field required"),
+    (
+        "missing-field",
+        dict(json={k: v for k, v in EXAMPLE_DEMAND_ROW.items() if k != "hr"}),
+        "/predict_demand",
+        400,
+        "Field required",
+    ),
     ("hour-out-of-range", dict(json={**EXAMPLE_DEMAND_ROW, "hr": 25}), "/predict_demand", 400, "less than or equal to 23"),
     ("bad-month", dict(json={**EXAMPLE_DEMAND_ROW, "mnth": "Smarch"}), "/predict_demand", 400, "Input should be 'Jan'"),
     ("leaky-feature", dict(json={**EXAMPLE_DEMAND_ROW, "casual": 3}), "/predict_demand", 400, "Extra inputs are not permitted"),
@@ -89,9 +132,11 @@ def test_demand_bento_alone_checks_each_row_before_batching(server):
 
         async def burst():
             async with aiohttp.ClientSession() as http:
+
                 async def post(row):
                     async with http.post(runner.url + "/predict", json={"rows": [row]}) as answer:
                         return answer.status
+
                 return await asyncio.gather(*(post(EXAMPLE_DEMAND_ROW if i % 2 else bad) for i in range(32)))
 
         assert asyncio.run(burst()) == [400, 200] * 16

@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from tiffin.wire import images
-from train import datasets
 from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
+from train import datasets
 
 pytestmark = pytest.mark.integration
 CONCURRENCY = 48
@@ -25,20 +25,33 @@ def _batches(responses: list[httpx.Response]) -> list[int]:
 
 def test_images_are_batched(server):
     x = datasets.fashion_mnist().x_test[:CONCURRENCY]
-    sizes = _batches(asyncio.run(_burst(server.url, lambda c, i: c.post(
-        "/classify_image", files={"image": ("i.png", images.encode_png(x[i]), "image/png")}))))
+    sizes = _batches(
+        asyncio.run(
+            _burst(
+                server.url,
+                lambda c, i: c.post("/classify_image", files={"image": ("i.png", images.encode_png(x[i]), "image/png")}),
+            )
+        )
+    )
     assert max(sizes) > 1, sizes
 
 
 def test_texts_are_batched(server):
-    sizes = _batches(asyncio.run(_burst(server.url, lambda c, i: c.post(
-        "/classify_text", json={"text": f"review number {i}: a fine film", "tier": "small"}))))
+    sizes = _batches(
+        asyncio.run(
+            _burst(
+                server.url,
+                lambda c, i: c.post("/classify_text", json={"text": f"review number {i}: a fine film", "tier": "small"}),
+            )
+        )
+    )
     assert max(sizes) > 1, sizes
 
 
 def test_demand_rows_are_batched(server):
-    sizes = _batches(asyncio.run(_burst(server.url, lambda c, i: c.post(
-        "/predict_demand", json={**EXAMPLE_DEMAND_ROW, "hr": i % 24}))))
+    sizes = _batches(
+        asyncio.run(_burst(server.url, lambda c, i: c.post("/predict_demand", json={**EXAMPLE_DEMAND_ROW, "hr": i % 24})))
+    )
     assert max(sizes) > 1, sizes
 
 

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.integration
 
 def cli(server, *args: str, grpc: bool = False) -> subprocess.CompletedProcess:
     target = ["--grpc", server.grpc_target] if grpc else ["--url", server.url]
-    return subprocess.run([sys.executable, "-m", "tiffin.client.cli", *target, *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tiffin.client.cli", *target, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize("grpc", [False, True], ids=["http", "grpc"])

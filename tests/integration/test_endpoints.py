@@ -11,9 +11,8 @@ import torch
 from tiffin import families
 from tiffin.families import bikeshare, fashion, minilm, textcnn
 from tiffin.wire import images
+from tiffin.wire.catalog import CASCADE_THRESHOLD, EXAMPLE_DEMAND_ROW
 from train import datasets
-from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
-from tiffin.wire.catalog import CASCADE_THRESHOLD
 
 pytestmark = pytest.mark.integration
 

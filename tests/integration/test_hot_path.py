@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from tiffin.deploy.serve import Server
 from tiffin import families
+from tiffin.deploy.serve import Server
 from tiffin.families import fashion
 from tiffin.wire import images
 from train import datasets
@@ -39,12 +39,14 @@ def metric(url: str, line: str) -> float:
 async def closed_loop(url: str, body: bytes, clients: int, each: int) -> list[tuple[int, dict, dict]]:
     """`clients` connections, each sending `each` requests one after another."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=120)) as http:
+
         async def client():
             out = []
             for _ in range(each):
                 async with http.post(url, data=body, headers=RAW) as r:
                     out.append((r.status, dict(r.headers), await r.json()))
             return out
+
         return [answer for answers in await asyncio.gather(*(client() for _ in range(clients))) for answer in answers]
 
 
@@ -61,12 +63,15 @@ def test_both_listeners_answer_like_the_model(runner):
                 assert got["model"] == fashion.FAMILY.tag
 
 
-@pytest.mark.parametrize("body, headers, status, fragment", [
-    (b"\0" * 100, RAW, 400, "must be 784 bytes"),
-    (b"not a png", {"content-type": "image/png"}, 400, "not a PNG or JPEG"),
-    (b"{}", {"content-type": "application/json"}, 415, "application/octet-stream"),
-    (b"\0" * (9 * 1024 * 1024), RAW, 413, "at most"),
-])
+@pytest.mark.parametrize(
+    "body, headers, status, fragment",
+    [
+        (b"\0" * 100, RAW, 400, "must be 784 bytes"),
+        (b"not a png", {"content-type": "image/png"}, 400, "not a PNG or JPEG"),
+        (b"{}", {"content-type": "application/json"}, 415, "application/octet-stream"),
+        (b"\0" * (9 * 1024 * 1024), RAW, 413, "at most"),
+    ],
+)
 def test_bad_input(runner, body, headers, status, fragment):
     r = httpx.post(runner.fast_url + "/classify", content=body, headers=headers, timeout=30)
     assert r.status_code == status and fragment in r.json()["error"]
@@ -78,13 +83,16 @@ def test_wrong_route_and_method(runner):
     assert r.status_code == 405 and "POST" in r.json()["error"]
 
 
-@pytest.mark.parametrize("pixels, fragment", [
-    ([[0] * 28] * 28, "(N, 28, 28); got (28, 28)"),  # one image, not wrapped in a batch
-    ([[[0] * 27] * 28], "(N, 28, 28); got (1, 28, 27)"),
-    ([[[300] * 28] * 28], "whole numbers 0..255"),
-    ([[[0.5] * 28] * 28], "whole numbers 0..255"),
-    ([], "(N, 28, 28); got (0,)"),
-])
+@pytest.mark.parametrize(
+    "pixels, fragment",
+    [
+        ([[0] * 28] * 28, "(N, 28, 28); got (28, 28)"),  # one image, not wrapped in a batch
+        ([[[0] * 27] * 28], "(N, 28, 28); got (1, 28, 27)"),
+        ([[[300] * 28] * 28], "whole numbers 0..255"),
+        ([[[0.5] * 28] * 28], "whole numbers 0..255"),
+        ([], "(N, 28, 28); got (0,)"),
+    ],
+)
 def test_typed_route_checks_each_request_before_batching(runner, pixels, fragment):
     r = httpx.post(runner.url + "/classify", json={"pixels": pixels}, timeout=30)
     assert r.status_code == 400 and fragment in r.text, r.text
@@ -97,9 +105,11 @@ def test_a_bad_request_never_fails_its_batch_mates(runner):
 
     async def burst():
         async with aiohttp.ClientSession() as http:
+
             async def post(pixels):
                 async with http.post(runner.url + "/classify", json={"pixels": pixels}) as r:
                     return r.status
+
             return await asyncio.gather(*(post(good if i % 2 else [[1] * 28] * 28) for i in range(32)))
 
     statuses = asyncio.run(burst())

@@ -4,6 +4,7 @@ tritonclient.http (REST, binary tensor extension on by default) and tritonclient
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import grpc
 import httpx
@@ -65,10 +66,12 @@ def test_every_model_is_ready_with_its_real_signature(triton, name):
     assert meta["versions"] == [_version(spec)]
     inputs = {t["name"]: t["datatype"] for t in meta["inputs"]}
     outputs = {t["name"]: t["datatype"] for t in meta["outputs"]}
-    expected = {"fashion-cnn": ({"image": "UINT8"}, {"probabilities": "FP32", "label": "BYTES"}),
-                "review-textcnn": ({"text": "BYTES"}, {"probabilities": "FP32", "label": "BYTES"}),
-                "review-minilm": ({"text": "BYTES"}, {"probabilities": "FP32", "label": "BYTES"}),
-                "bikeshare-mlp": (None, {"bikers": "FP32"})}[name]
+    expected = {
+        "fashion-cnn": ({"image": "UINT8"}, {"probabilities": "FP32", "label": "BYTES"}),
+        "review-textcnn": ({"text": "BYTES"}, {"probabilities": "FP32", "label": "BYTES"}),
+        "review-minilm": ({"text": "BYTES"}, {"probabilities": "FP32", "label": "BYTES"}),
+        "bikeshare-mlp": (None, {"bikers": "FP32"}),
+    }[name]
     if expected[0] is not None:
         assert inputs == expected[0]
     else:
@@ -97,9 +100,12 @@ def test_image_as_fp16_intensities(triton):
 
 
 def test_image_as_encoded_bytes(triton):
-    png = open("services/examples/ankle-boot.png", "rb").read()
-    result = triton.infer("fashion-cnn", [_input(triton, "image", np.array([png], dtype=object), "BYTES")],
-                          outputs=[triton.mod.InferRequestedOutput("label")])
+    png = Path("services/examples/ankle-boot.png").read_bytes()
+    result = triton.infer(
+        "fashion-cnn",
+        [_input(triton, "image", np.array([png], dtype=object), "BYTES")],
+        outputs=[triton.mod.InferRequestedOutput("label")],
+    )
     assert result.as_numpy("label").tolist() == [b"Ankle boot"]
     assert result.as_numpy("probabilities") is None  # only the requested output comes back
 
@@ -161,7 +167,9 @@ def test_rest_json_without_binary_and_error_bodies(server):
     r = httpx.post(f"{server.url}/v2/models/review-textcnn/infer", json=doc)
     assert r.status_code == 200 and r.json()["id"] == "r1"
     assert {o["name"] for o in r.json()["outputs"]} == {"probabilities", "label"}
-    bad = httpx.post(f"{server.url}/v2/models/review-textcnn/infer", content=b"{nope", headers={"content-type": "application/json"})
+    bad = httpx.post(
+        f"{server.url}/v2/models/review-textcnn/infer", content=b"{nope", headers={"content-type": "application/json"}
+    )
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]
     short = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [3], "data": ["a"]}]}
     r = httpx.post(f"{server.url}/v2/models/review-textcnn/infer", json=short)

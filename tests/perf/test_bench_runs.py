@@ -16,15 +16,44 @@ pytestmark = pytest.mark.integration
 
 
 def test_bench_runs_every_section(model_store, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "bench.run", "--seconds", "0.5", "--concurrency", "1,64", "--overload", "128", "--rounds", "2",
-                          "--store", str(model_store), "--out", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--seconds",
+            "0.5",
+            "--concurrency",
+            "1,64",
+            "--overload",
+            "128",
+            "--rounds",
+            "2",
+            "--store",
+            str(model_store),
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     result = json.loads((tmp_path / "results.json").read_text())
     assert (tmp_path / "throughput.png").stat().st_size > 10_000
     labels = {r["label"] for r in result["served"]}
-    assert {"hot-path probe", "hot-path fashion-cnn", "hot-path fashion-cnn after c=128", "hot-path resnet50", "typed-http",
-            "oip-rest", "oip-grpc", "baseline-seed", "baseline-stock-bentoml"} <= labels
+    assert {
+        "hot-path probe",
+        "hot-path fashion-cnn",
+        "hot-path fashion-cnn after c=128",
+        "hot-path resnet50",
+        "typed-http",
+        "oip-rest",
+        "oip-grpc",
+        "baseline-seed",
+        "baseline-stock-bentoml",
+    } <= labels
     assert {r["model"] for r in result["raw_model"]} == {"fashion-cnn", "bench-resnet50"}
     for row in result["echo"] + result["served"]:
         assert row["errors"] == 0 and row["requests"] > 0, row
@@ -41,9 +70,29 @@ def test_the_gpu_goals_run_needs_no_fashion_mnist(tmp_path):
     """`--skip fashion`, as bench/device/run.sh runs it on a GPU machine with no data packages:
     only the ResNet-50-sized model, which needs none, is saved, measured raw and served."""
     store_dir = tmp_path / "store"
-    out = subprocess.run([sys.executable, "-m", "bench.run", "--skip", "fashion", "--seconds", "0.5", "--concurrency", "1",
-                          "--overload", "0", "--store", str(store_dir), "--out", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--skip",
+            "fashion",
+            "--seconds",
+            "0.5",
+            "--concurrency",
+            "1",
+            "--overload",
+            "0",
+            "--store",
+            str(store_dir),
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     result = json.loads((tmp_path / "results.json").read_text())
     assert {r["model"] for r in result["raw_model"]} == {"bench-resnet50"}

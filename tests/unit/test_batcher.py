@@ -135,6 +135,7 @@ def test_a_batch_drawn_from_two_event_loops_answers_each_on_its_own():
     def client(offset: int) -> None:
         async def run():
             return await asyncio.gather(*(batcher.submit(np.array([offset + i])) for i in range(3)))
+
         results[offset] = asyncio.run(run())
 
     clients = [threading.Thread(target=client, args=(k,)) for k in (0, 100)]

@@ -22,14 +22,17 @@ def test_one_reading_of_a_switch(raw, expected):
     assert Settings.from_env({"TIFFIN_GC_FREEZE": raw}).gc_freeze is expected
 
 
-@pytest.mark.parametrize("name, raw, accepted", [
-    ("TIFFIN_GC_FREEZE", "of", "off"),
-    ("TIFFIN_HOT_MAX_QUEUE", "1k", "whole number"),
-    ("TIFFIN_HOT_MAX_QUEUE", "0", "at least 1"),
-    ("TIFFIN_CASCADE_THRESHOLD", "1.5", "from 0.0 to 1.0"),
-    ("TIFFIN_LOG_FORMAT", "jsno", "plain, json"),
-    ("TIFFIN_FAST_PORT", "99999", "from 1 to 65535"),
-])
+@pytest.mark.parametrize(
+    "name, raw, accepted",
+    [
+        ("TIFFIN_GC_FREEZE", "of", "off"),
+        ("TIFFIN_HOT_MAX_QUEUE", "1k", "whole number"),
+        ("TIFFIN_HOT_MAX_QUEUE", "0", "at least 1"),
+        ("TIFFIN_CASCADE_THRESHOLD", "1.5", "from 0.0 to 1.0"),
+        ("TIFFIN_LOG_FORMAT", "jsno", "plain, json"),
+        ("TIFFIN_FAST_PORT", "99999", "from 1 to 65535"),
+    ],
+)
 def test_a_typo_fails_naming_the_variable_and_what_it_takes(name, raw, accepted):
     with pytest.raises(SettingsError, match=name) as caught:
         Settings.from_env({name: raw})

@@ -23,11 +23,14 @@ def test_a_batch_runs_in_the_smallest_bucket_that_holds_it(n, bucket):
     assert cuda_graphs.bucket_for(n, BUCKETS) == bucket
 
 
-@pytest.mark.parametrize("n, expected", [
-    (5, [(0, 5, 8)]),
-    (128, [(0, 128, 128)]),
-    (300, [(0, 128, 128), (128, 256, 128), (256, 300, 64)]),  # past the largest: whole pieces, then the rest
-])
+@pytest.mark.parametrize(
+    "n, expected",
+    [
+        (5, [(0, 5, 8)]),
+        (128, [(0, 128, 128)]),
+        (300, [(0, 128, 128), (128, 256, 128), (256, 300, 64)]),  # past the largest: whole pieces, then the rest
+    ],
+)
 def test_pieces_cover_the_batch_once_in_order(n, expected):
     assert cuda_graphs.pieces(n, BUCKETS) == expected
 
@@ -51,8 +54,9 @@ def test_the_cpu_predictor_stays_eager():
 def test_graphs_answer_as_the_eager_pass_does(n):
     torch.manual_seed(0)
     device = torch.device("cuda")
-    net = fashion.FashionCNN(channels=8, hidden=16).eval().to(device=device, dtype=torch.float16,
-                                                           memory_format=torch.channels_last)
+    net = (
+        fashion.FashionCNN(channels=8, hidden=16).eval().to(device=device, dtype=torch.float16, memory_format=torch.channels_last)
+    )
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         x = fashion.normalise(x).to(torch.float16).contiguous(memory_format=torch.channels_last)

@@ -84,8 +84,12 @@ def test_knative_service_scales_to_zero_and_its_pod_spec_is_valid(manifests):
     # Knative's revision template is a pod template (plus Knative-only fields): check the
     # pod part with Kubernetes' own schema.
     spec = {k: v for k, v in ksvc["spec"]["template"]["spec"].items() if k not in ("containerConcurrency", "timeoutSeconds")}
-    pod_template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "tiffin"},
-                    "template": {"metadata": {"labels": {"app": "tiffin"}}, "spec": spec}}
+    pod_template = {
+        "apiVersion": "v1",
+        "kind": "PodTemplate",
+        "metadata": {"name": "tiffin"},
+        "template": {"metadata": {"labels": {"app": "tiffin"}}, "spec": spec},
+    }
     kubernetes_validate.validate(pod_template, K8S_VERSION, strict=True)
     [container] = spec["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"

@@ -18,6 +18,7 @@ def call(app: HotPath, body: bytes, headers: dict) -> httpx.Response:
     async def go():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hot") as client:
             return await client.post("/classify", content=body, headers=headers)
+
     return asyncio.run(go())
 
 

@@ -17,14 +17,17 @@ def plan(device, weights, **env):
     return layout.image_workers(device, weights, settings), *layout.execution_threads(device, weights, settings)
 
 
-@pytest.mark.parametrize("cores, device, weights, expected", [
-    ("2", CPU, SMALL, (2, 1, 1)),   # a single-threaded stream per core
-    ("8", CPU, SMALL, (4, 2, 1)),   # up to 4 workers, the rest as model threads
-    ("1", CPU, SMALL, (1, 1, 1)),
-    ("2", CPU, LARGE, (1, 1, 2)),   # one stream, every core on each batch
-    ("16", CPU, LARGE, (1, 1, 16)),
-    ("16", GPU, SMALL, (1, 1, 16)),  # one CUDA context, one stream of batches
-])
+@pytest.mark.parametrize(
+    "cores, device, weights, expected",
+    [
+        ("2", CPU, SMALL, (2, 1, 1)),  # a single-threaded stream per core
+        ("8", CPU, SMALL, (4, 2, 1)),  # up to 4 workers, the rest as model threads
+        ("1", CPU, SMALL, (1, 1, 1)),
+        ("2", CPU, LARGE, (1, 1, 2)),  # one stream, every core on each batch
+        ("16", CPU, LARGE, (1, 1, 16)),
+        ("16", GPU, SMALL, (1, 1, 16)),  # one CUDA context, one stream of batches
+    ],
+)
 def test_layout(cores, device, weights, expected):
     assert plan(device, weights, TIFFIN_CPU_CORES=cores) == expected
 

@@ -28,8 +28,9 @@ print(tuned, mapped)
 
 
 def probe(**env) -> str:
-    return subprocess.run([sys.executable, "-c", PROBE], env={**os.environ, **env}, capture_output=True, text=True,
-                          check=True).stdout.split()
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], env={**os.environ, **env}, capture_output=True, text=True, check=True
+    ).stdout.split()
 
 
 def test_a_batch_sized_block_comes_from_the_heap_not_mmap():

@@ -4,14 +4,17 @@ import pytest
 from tiffin.oip import tensors
 
 
-@pytest.mark.parametrize("array", [
-    np.arange(6, dtype=np.uint8).reshape(2, 3),
-    np.array([[0.5, -1.25]], dtype=np.float16),
-    np.array([1.5, 2.5], dtype=np.float32),
-    np.array([-(2**40), 7], dtype=np.int64),
-    np.array([True, False]),
-    np.array([b"", b"caf\xc3\xa9", b"x" * 300], dtype=object),
-])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(6, dtype=np.uint8).reshape(2, 3),
+        np.array([[0.5, -1.25]], dtype=np.float16),
+        np.array([1.5, 2.5], dtype=np.float32),
+        np.array([-(2**40), 7], dtype=np.int64),
+        np.array([True, False]),
+        np.array([b"", b"caf\xc3\xa9", b"x" * 300], dtype=object),
+    ],
+)
 def test_raw_round_trip(array):
     dtype = tensors.datatype_of(array)
     back = tensors.from_raw(dtype, list(array.shape), tensors.to_raw(array))
@@ -22,14 +25,17 @@ def test_bytes_wire_format_is_length_prefixed_little_endian():
     assert tensors.to_raw(np.array([b"ab", b"c"], dtype=object)) == b"\x02\x00\x00\x00ab\x01\x00\x00\x00c"
 
 
-@pytest.mark.parametrize("datatype, shape, raw, fragment", [
-    ("FP32", [2], b"\0" * 7, "needs 8 bytes, got 7"),
-    ("BYTES", [2], b"\x01\x00\x00\x00a", "holds 1 elements; shape [2] needs 2"),
-    ("BYTES", [1], b"\x09\x00\x00\x00a", "longer than the data sent"),
-    ("BYTES", [1], b"\x01\x00", "inside an element's length prefix"),
-    ("FP8", [1], b"\0", "unknown datatype 'FP8'"),
-    ("UINT8", [-1], b"", "negative dimension"),
-])
+@pytest.mark.parametrize(
+    "datatype, shape, raw, fragment",
+    [
+        ("FP32", [2], b"\0" * 7, "needs 8 bytes, got 7"),
+        ("BYTES", [2], b"\x01\x00\x00\x00a", "holds 1 elements; shape [2] needs 2"),
+        ("BYTES", [1], b"\x09\x00\x00\x00a", "longer than the data sent"),
+        ("BYTES", [1], b"\x01\x00", "inside an element's length prefix"),
+        ("FP8", [1], b"\0", "unknown datatype 'FP8'"),
+        ("UINT8", [-1], b"", "negative dimension"),
+    ],
+)
 def test_bad_raw_tensors_say_why(datatype, shape, raw, fragment):
     with pytest.raises(tensors.TensorError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
         tensors.from_raw(datatype, shape, raw)
@@ -38,7 +44,12 @@ def test_bad_raw_tensors_say_why(datatype, shape, raw, fragment):
 def test_json_tensors():
     t = {"name": "x", "datatype": "INT64", "shape": [2, 2], "data": [[1, 2], [3, 4]]}
     assert tensors.from_json(t).tolist() == [[1, 2], [3, 4]]
-    assert tensors.to_json("y", np.array([b"hi"], dtype=object)) == {"name": "y", "datatype": "BYTES", "shape": [1], "data": ["hi"]}
+    assert tensors.to_json("y", np.array([b"hi"], dtype=object)) == {
+        "name": "y",
+        "datatype": "BYTES",
+        "shape": [1],
+        "data": ["hi"],
+    }
     with pytest.raises(tensors.TensorError, match="needs 3 values, got 2"):
         tensors.from_json({"name": "x", "datatype": "FP32", "shape": [3], "data": [1, 2]})
     with pytest.raises(tensors.TensorError, match="data is not INT64"):

@@ -44,11 +44,10 @@ def test_grey_and_rgba_png_are_accepted(fashion_data):
     assert images.decode_image(_encode(rgba, "PNG")).shape == (28, 28)
 
 
-@pytest.mark.parametrize("payload, message", [
-    (b"", "empty"),
-    (b"hello, not an image", "not a PNG or JPEG"),
-    (b"GIF89a" + b"\0" * 64, "not a PNG or JPEG"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [(b"", "empty"), (b"hello, not an image", "not a PNG or JPEG"), (b"GIF89a" + b"\0" * 64, "not a PNG or JPEG")],
+)
 def test_bad_uploads_say_what_is_wrong(payload, message):
     with pytest.raises(images.InvalidImage, match=message):
         images.decode_image(payload)

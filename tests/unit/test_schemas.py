@@ -1,9 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
+from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW, MAX_TEXT_CHARS
 from tiffin.wire.schemas import DemandFeatures, TextRequest
-from tiffin.wire.catalog import MAX_TEXT_CHARS
 
 
 def test_example_row_is_valid_and_shown_in_schema():
@@ -11,15 +10,18 @@ def test_example_row_is_valid_and_shown_in_schema():
     assert DemandFeatures.model_json_schema()["example"] == EXAMPLE_DEMAND_ROW
 
 
-@pytest.mark.parametrize("field, value, fragment", [
-    ("hr", 24, "less than or equal to 23"),
-    ("season", 0, "greater than or equal to 1"),
-    ("mnth", "Smarch", "Input should be 'Jan'"),
-    ("weathersit", "sunny", "Input should be 'clear'"),
-    ("temp", 1.5, "less than or equal to 1"),
-    ("hum", float("nan"), "finite number"),
-    ("holiday", 2, "less than or equal to 1"),
-])
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("hr", 24, "less than or equal to 23"),
+        ("season", 0, "greater than or equal to 1"),
+        ("mnth", "Smarch", "Input should be 'Jan'"),
+        ("weathersit", "sunny", "Input should be 'clear'"),
+        ("temp", 1.5, "less than or equal to 1"),
+        ("hum", float("nan"), "finite number"),
+        ("holiday", 2, "less than or equal to 1"),
+    ],
+)
 def test_out_of_range_fields_are_named(field, value, fragment):
     with pytest.raises(ValidationError) as err:
         DemandFeatures(**{**EXAMPLE_DEMAND_ROW, field: value})

@@ -13,8 +13,9 @@ from tiffin.families import bikeshare, fashion, minilm, textcnn
 from train import datasets
 
 # Saved under names of their own, so they never become the "latest" model a server loads.
-IMAGE, TEXT_SMALL, TEXT_LARGE, DEMAND = (replace(spec, name="unit-" + spec.name) for spec in
-                                         (fashion.FAMILY, textcnn.FAMILY, minilm.FAMILY, bikeshare.FAMILY))
+IMAGE, TEXT_SMALL, TEXT_LARGE, DEMAND = (
+    replace(spec, name="unit-" + spec.name) for spec in (fashion.FAMILY, textcnn.FAMILY, minilm.FAMILY, bikeshare.FAMILY)
+)
 SAVE_ARGS = dict(metrics={"test_accuracy": 0.5}, dataset="unit-test", fingerprint="0" * 64, params={"lr": 0.1}, seconds=1.0)
 
 
@@ -22,14 +23,21 @@ def _assert_safe_artifact(path: Path) -> None:
     for f in path.rglob("*"):
         if f.is_file():
             assert f.suffix not in {".pt", ".pth", ".pkl", ".bin", ".ckpt"}, f
-            assert not f.read_bytes()[:2] == b"\x80\x04", f"{f} looks like a pickle"
+            assert f.read_bytes()[:2] != b"\x80\x04", f"{f} looks like a pickle"
 
 
 def test_image_model_round_trip():
     torch.manual_seed(0)
     net = fashion.FashionCNN(channels=8, hidden=16).eval()
-    config = {"arch": "FashionCNN", "channels": 8, "hidden": 16, "classes": fashion.CLASSES, "side": 28,
-              "mean": fashion.MEAN, "std": fashion.STD}
+    config = {
+        "arch": "FashionCNN",
+        "channels": 8,
+        "hidden": 16,
+        "classes": fashion.CLASSES,
+        "side": 28,
+        "mean": fashion.MEAN,
+        "std": fashion.STD,
+    }
     tag = store.save(IMAGE, net, config, **SAVE_ARGS)
     loaded, pred = families.load(tag, torch.device("cpu"))
     pixels = datasets.fashion_mnist().x_test[:16]
@@ -80,8 +88,14 @@ def test_minilm_round_trip_carries_its_encoder():
     torch.manual_seed(0)
     encoder = minilm.SentenceEncoder(datasets.minilm_dir())
     head = minilm.EmbeddingHead(encoder.dim, hidden=16).eval()
-    config = {"arch": "MiniLM+EmbeddingHead", "encoder_dir": "encoder", "dim": encoder.dim, "hidden": 16,
-              "labels": textcnn.LABELS, "max_tokens": minilm.MAX_TOKENS}
+    config = {
+        "arch": "MiniLM+EmbeddingHead",
+        "encoder_dir": "encoder",
+        "dim": encoder.dim,
+        "hidden": 16,
+        "labels": textcnn.LABELS,
+        "max_tokens": minilm.MAX_TOKENS,
+    }
     tag = store.save(TEXT_LARGE, head, config, copy_dirs={"encoder": datasets.minilm_dir()}, **SAVE_ARGS)
     loaded, pred = families.load(tag, torch.device("cpu"))
     assert (loaded.path / "encoder" / "model.safetensors").exists()

@@ -42,7 +42,7 @@ class AsyncClient:
         self._http: httpx.AsyncClient | None = None
         self._channel = None
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -112,8 +112,12 @@ class AsyncClient:
             out = await self._infer(catalog.FASHION, {"image": np.array([data], dtype=object)})
             return self._classified(out, catalog.FASHION_CLASSES)
         body = await self._post("/classify_image", files={"image": ("image", data)})
-        return Prediction(model=body["model"], label=body["label"], probability=body["probabilities"][body["label"]],
-                          probabilities=body["probabilities"])
+        return Prediction(
+            model=body["model"],
+            label=body["label"],
+            probability=body["probabilities"][body["label"]],
+            probabilities=body["probabilities"],
+        )
 
     async def classify_text(self, text: str, tier: str = "small") -> Prediction:
         if self.grpc_target:
@@ -137,8 +141,14 @@ class AsyncClient:
             import numpy as np
 
             dtypes = catalog.DEMAND_DATATYPES
-            inputs = {k: (np.array([str(v).encode()], dtype=object) if dtypes[k] == "BYTES"
-                          else np.array([v], dtype=np.int64 if dtypes[k] == "INT64" else np.float32)) for k, v in row.items()}
+            inputs = {
+                k: (
+                    np.array([str(v).encode()], dtype=object)
+                    if dtypes[k] == "BYTES"
+                    else np.array([v], dtype=np.int64 if dtypes[k] == "INT64" else np.float32)
+                )
+                for k, v in row.items()
+            }
             out = await self._infer(catalog.DEMAND, inputs)
             return Prediction(model=out["model"], bikers=float(out["bikers"][0]))
         body = await self._post("/predict_demand", json=row)
@@ -152,7 +162,7 @@ class Client:
         self._loop = asyncio.new_event_loop()
         self._async = AsyncClient(url, grpc=grpc, timeout=timeout)
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -15,8 +15,7 @@ from tiffin.wire.limits import FAST_PORT, GRPC_PORT, HTTP_PORT
 
 
 def _probe(path: str, delay: int) -> dict[str, Any]:
-    return {"httpGet": {"path": path, "port": HTTP_PORT}, "initialDelaySeconds": delay, "periodSeconds": 5,
-            "failureThreshold": 3}
+    return {"httpGet": {"path": path, "port": HTTP_PORT}, "initialDelaySeconds": delay, "periodSeconds": 5, "failureThreshold": 3}
 
 
 def _cores(cpu: str) -> int:
@@ -31,8 +30,11 @@ def _container(image: str, cpu: str, memory: str) -> dict[str, Any]:
         "name": "tiffin",
         "image": image,
         "ports": [{"name": "http1", "containerPort": HTTP_PORT}],
-        "env": [{"name": "TIFFIN_GRPC_PORT", "value": str(GRPC_PORT)}, {"name": "TIFFIN_FAST_PORT", "value": str(FAST_PORT)},
-                {"name": "TIFFIN_CPU_CORES", "value": str(_cores(cpu))}],
+        "env": [
+            {"name": "TIFFIN_GRPC_PORT", "value": str(GRPC_PORT)},
+            {"name": "TIFFIN_FAST_PORT", "value": str(FAST_PORT)},
+            {"name": "TIFFIN_CPU_CORES", "value": str(_cores(cpu))},
+        ],
         "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}},
         "readinessProbe": _probe("/readyz", 2),
         "livenessProbe": _probe("/livez", 10),
@@ -41,48 +43,96 @@ def _container(image: str, cpu: str, memory: str) -> dict[str, Any]:
     }
 
 
-def knative(image: str, name: str = "tiffin", *, min_scale: int = 0, max_scale: int = 4, concurrency: int = 64,
-            cpu: str = "2", memory: str = "4Gi") -> dict[str, Any]:
+def knative(
+    image: str,
+    name: str = "tiffin",
+    *,
+    min_scale: int = 0,
+    max_scale: int = 4,
+    concurrency: int = 64,
+    cpu: str = "2",
+    memory: str = "4Gi",
+) -> dict[str, Any]:
     container = _container(image, cpu, memory)
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/name": name}},
-        "spec": {"template": {
-            "metadata": {"annotations": {
-                "autoscaling.knative.dev/min-scale": str(min_scale),
-                "autoscaling.knative.dev/max-scale": str(max_scale),
-                "autoscaling.knative.dev/metric": "concurrency",
-                "autoscaling.knative.dev/target": str(concurrency),
-                "autoscaling.knative.dev/scale-to-zero-pod-retention-period": "5m",
-            }},
-            "spec": {"containerConcurrency": concurrency * 4, "timeoutSeconds": 60, "containers": [container]},
-        }},
+        "spec": {
+            "template": {
+                "metadata": {
+                    "annotations": {
+                        "autoscaling.knative.dev/min-scale": str(min_scale),
+                        "autoscaling.knative.dev/max-scale": str(max_scale),
+                        "autoscaling.knative.dev/metric": "concurrency",
+                        "autoscaling.knative.dev/target": str(concurrency),
+                        "autoscaling.knative.dev/scale-to-zero-pod-retention-period": "5m",
+                    }
+                },
+                "spec": {"containerConcurrency": concurrency * 4, "timeoutSeconds": 60, "containers": [container]},
+            }
+        },
     }
 
 
-def deployment(image: str, name: str = "tiffin", *, replicas: int = 1, max_replicas: int = 4, cpu: str = "2",
-               memory: str = "4Gi", cpu_target: int = 70) -> list[dict[str, Any]]:
+def deployment(
+    image: str,
+    name: str = "tiffin",
+    *,
+    replicas: int = 1,
+    max_replicas: int = 4,
+    cpu: str = "2",
+    memory: str = "4Gi",
+    cpu_target: int = 70,
+) -> list[dict[str, Any]]:
     def labels() -> dict[str, str]:  # a fresh dict each time: YAML would otherwise write anchors
         return {"app.kubernetes.io/name": name}
 
     container = _container(image, cpu, memory)
     container["ports"] += [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "fast", "containerPort": FAST_PORT}]
     return [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels()},
-         "spec": {"replicas": replicas, "selector": {"matchLabels": labels()},
-                  "template": {"metadata": {"labels": labels()},
-                               "spec": {"terminationGracePeriodSeconds": 30, "containers": [container]}}}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels()},
-         "spec": {"selector": labels(), "ports": [
-             {"name": "http", "port": 80, "targetPort": HTTP_PORT},
-             {"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT},
-             {"name": "fast", "port": FAST_PORT, "targetPort": FAST_PORT}]}},
-        {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name, "labels": labels()},
-         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                  "minReplicas": replicas, "maxReplicas": max_replicas,
-                  "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                      "type": "Utilization", "averageUtilization": cpu_target}}}]}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels()},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels()},
+                "template": {
+                    "metadata": {"labels": labels()},
+                    "spec": {"terminationGracePeriodSeconds": 30, "containers": [container]},
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "labels": labels()},
+            "spec": {
+                "selector": labels(),
+                "ports": [
+                    {"name": "http", "port": 80, "targetPort": HTTP_PORT},
+                    {"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT},
+                    {"name": "fast", "port": FAST_PORT, "targetPort": FAST_PORT},
+                ],
+            },
+        },
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": name, "labels": labels()},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                "minReplicas": replicas,
+                "maxReplicas": max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu_target}},
+                    }
+                ],
+            },
+        },
     ]
 
 

@@ -28,8 +28,14 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         self.fast_url = f"http://127.0.0.1:{self.fast_port}"  # the image hot path's own listener
-        self.env = {**os.environ, "TIFFIN_GRPC_HOST": "127.0.0.1", "TIFFIN_GRPC_PORT": str(self.grpc_port),
-                    "TIFFIN_FAST_HOST": "127.0.0.1", "TIFFIN_FAST_PORT": str(self.fast_port), **(env or {})}
+        self.env = {
+            **os.environ,
+            "TIFFIN_GRPC_HOST": "127.0.0.1",
+            "TIFFIN_GRPC_PORT": str(self.grpc_port),
+            "TIFFIN_FAST_HOST": "127.0.0.1",
+            "TIFFIN_FAST_PORT": str(self.fast_port),
+            **(env or {}),
+        }
         self.ready_timeout = ready_timeout
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"tiffin-serve-{self.port}.log"
         self.proc: subprocess.Popen | None = None
@@ -46,13 +52,17 @@ class Server:
             (Path(self._home.name) / part).symlink_to(shared / part)
         self.env["BENTOML_HOME"] = self._home.name
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self._own_home()
         self.log = self.log_path.open("wb")
         start = time.perf_counter()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bentoml", "serve", self.target, "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = start + self.ready_timeout
         while time.perf_counter() < deadline:

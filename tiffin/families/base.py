@@ -46,7 +46,7 @@ class Family:
     tier: str = ""
     setting: str = ""  # the field of tiffin.config.Settings that names the tag to serve
     train: str = ""  # `python -m <train>` trains it; "" for models made elsewhere (bench/)
-    signature: "Signature | None" = None  # how it is called over the OIP; None: not served there
+    signature: Signature | None = None  # how it is called over the OIP; None: not served there
 
     @property
     def tag(self) -> str:

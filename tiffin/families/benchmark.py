@@ -47,15 +47,23 @@ class Bottleneck(nn.Module):
         super().__init__()
         out = width * self.expansion
         self.body = nn.Sequential(
-            nn.Conv2d(inputs, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, out, 1, bias=False), nn.BatchNorm2d(out),
+            nn.Conv2d(inputs, width, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, out, 1, bias=False),
+            nn.BatchNorm2d(out),
         )
         # zero-initialised residual scale (as in "bag of tricks" ResNets): 16 stacked random
         # blocks otherwise grow activations past fp16's range on a GPU
         nn.init.zeros_(self.body[-1].weight)
-        self.shortcut = nn.Identity() if stride == 1 and inputs == out else nn.Sequential(
-            nn.Conv2d(inputs, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and inputs == out
+            else nn.Sequential(nn.Conv2d(inputs, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.shortcut(x))
@@ -66,8 +74,12 @@ class BenchResNet50(nn.Module):
 
     def __init__(self, classes: int = len(CLASSES)):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64),
-                                   nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        ]
         inputs = 64
         for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
             for i in range(blocks):
@@ -80,7 +92,7 @@ class BenchResNet50(nn.Module):
         return self.head(self.features(x))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _statistics(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     # Made once per device: a copy from host memory is not allowed while a CUDA graph is
     # being captured (tiffin/cuda_graphs.py), and the warm-up runs before the capture.

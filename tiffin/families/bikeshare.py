@@ -9,8 +9,9 @@ mapped back with expm1.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,13 +24,8 @@ from tiffin.oip.signature import OIPError, Signature, TensorSpec, items
 from tiffin.wire import catalog
 from tiffin.wire.catalog import MONTHS, WEATHER
 from tiffin.wire.schemas import DemandFeatures
-CATEGORICAL = {
-    "season": [1, 2, 3, 4],
-    "mnth": MONTHS,
-    "hr": list(range(24)),
-    "weekday": list(range(7)),
-    "weathersit": WEATHER,
-}
+
+CATEGORICAL = {"season": [1, 2, 3, 4], "mnth": MONTHS, "hr": list(range(24)), "weekday": list(range(7)), "weathersit": WEATHER}
 BINARY = ["holiday", "workingday"]
 NUMERIC = ["temp", "atemp", "hum", "windspeed"]
 FEATURES = list(CATEGORICAL) + BINARY + NUMERIC
@@ -45,7 +41,7 @@ class FeatureEncoder:
         self._index = {name: {v: i for i, v in enumerate(values)} for name, values in CATEGORICAL.items()}
 
     @classmethod
-    def fit(cls, rows: Mapping[str, Sequence]) -> "FeatureEncoder":
+    def fit(cls, rows: Mapping[str, Sequence]) -> FeatureEncoder:
         numeric = np.stack([np.asarray(rows[c], dtype=np.float32) for c in NUMERIC], axis=1)
         return cls(numeric.mean(0), numeric.std(0) + 1e-6)
 
@@ -75,7 +71,7 @@ class FeatureEncoder:
         return {"mean": self.mean.tolist(), "std": self.std.tolist(), "features": FEATURES}
 
     @classmethod
-    def from_json(cls, data: dict) -> "FeatureEncoder":
+    def from_json(cls, data: dict) -> FeatureEncoder:
         return cls(data["mean"], data["std"])
 
 
@@ -83,8 +79,7 @@ class DemandMLP(nn.Module):
     def __init__(self, inputs: int, hidden: int = 128, dropout: float = 0.1):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(inputs, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1),
+            nn.Linear(inputs, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,7 +128,19 @@ def oip_bikers(answers: list[dict]) -> dict[str, np.ndarray]:
 
 
 FAMILY = Family(
-    catalog.DEMAND, "DemandMLP", DemandPredictor, "tabular", "regression", setting="demand_model", train="train.demand",
-    signature=Signature([TensorSpec(n, catalog.DEMAND_DATATYPES[n], [-1]) for n in FEATURES],
-                        [TensorSpec("bikers", "FP32", [-1])], oip_rows, oip_bikers, method="predict"))
+    catalog.DEMAND,
+    "DemandMLP",
+    DemandPredictor,
+    "tabular",
+    "regression",
+    setting="demand_model",
+    train="train.demand",
+    signature=Signature(
+        [TensorSpec(n, catalog.DEMAND_DATATYPES[n], [-1]) for n in FEATURES],
+        [TensorSpec("bikers", "FP32", [-1])],
+        oip_rows,
+        oip_bikers,
+        method="predict",
+    ),
+)
 FAMILIES = (FAMILY,)

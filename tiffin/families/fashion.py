@@ -30,13 +30,25 @@ class FashionCNN(nn.Module):
         super().__init__()
         c = channels
         self.features = nn.Sequential(
-            nn.Conv2d(1, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
-            nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c, 2 * c, 3, padding=1), nn.BatchNorm2d(2 * c), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, c, 3, padding=1),
+            nn.BatchNorm2d(c),
+            nn.ReLU(),
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.BatchNorm2d(c),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c, 2 * c, 3, padding=1),
+            nn.BatchNorm2d(2 * c),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * c * 7 * 7, hidden), nn.ReLU(),
-            nn.Dropout(dropout), nn.Linear(hidden, classes),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(2 * c * 7 * 7, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,11 +91,19 @@ def oip_pixels(inputs: dict[str, np.ndarray]) -> np.ndarray:
             return np.stack([images.decode_image(bytes(b)) for b in items(x, "image")])
         except images.InvalidImage as exc:
             raise OIPError(str(exc)) from None
-    raise OIPError(f"input image must be UINT8 pixels [N, {SIDE}, {SIDE}] (or FP16/FP32 in 0..1), "
-                   "or BYTES [N] holding PNG/JPEG files")
+    raise OIPError(
+        f"input image must be UINT8 pixels [N, {SIDE}, {SIDE}] (or FP16/FP32 in 0..1), or BYTES [N] holding PNG/JPEG files"
+    )
 
 
 FAMILY = Family(
-    catalog.FASHION, "FashionCNN", FashionPredictor, "image", "classification", setting="image_model", train="train.image",
-    signature=Signature([TensorSpec("image", "UINT8", [-1, SIDE, SIDE])], class_tensors(len(CLASSES)), oip_pixels))
+    catalog.FASHION,
+    "FashionCNN",
+    FashionPredictor,
+    "image",
+    "classification",
+    setting="image_model",
+    train="train.image",
+    signature=Signature([TensorSpec("image", "UINT8", [-1, SIDE, SIDE])], class_tensors(len(CLASSES)), oip_pixels),
+)
 FAMILIES = (FAMILY,)

@@ -8,8 +8,9 @@ so a bento carries them and needs no wheel or hub at run time.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,8 +43,7 @@ class SentenceEncoder:
         chunks = []
         for start in range(0, len(texts), batch_size):
             batch = self.tokenizer(
-                list(texts[start : start + batch_size]), padding=True, truncation=True,
-                max_length=MAX_TOKENS, return_tensors="pt",
+                list(texts[start : start + batch_size]), padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
             ).to(self.device)
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -73,6 +73,15 @@ class MiniLMPredictor(SentimentPredictor):
         return torch.softmax(self.head(self.encoder.encode(texts)), dim=1).float().cpu().numpy()
 
 
-FAMILY = Family(catalog.TEXT_LARGE, "MiniLM+EmbeddingHead", MiniLMPredictor, "text", "sentiment", "large",
-                setting="text_large_model", train="train.text_large", signature=SIGNATURE)
+FAMILY = Family(
+    catalog.TEXT_LARGE,
+    "MiniLM+EmbeddingHead",
+    MiniLMPredictor,
+    "text",
+    "sentiment",
+    "large",
+    setting="text_large_model",
+    train="train.text_large",
+    signature=SIGNATURE,
+)
 FAMILIES = (FAMILY,)

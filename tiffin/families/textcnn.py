@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ class Vocabulary:
         self.max_len = max_len
 
     @classmethod
-    def build(cls, texts: Iterable[str], min_freq: int = 2, max_size: int = 20000, max_len: int = 64) -> "Vocabulary":
+    def build(cls, texts: Iterable[str], min_freq: int = 2, max_size: int = 20000, max_len: int = 64) -> Vocabulary:
         counts = Counter(tok for text in texts for tok in tokenize(text))
         common = [t for t, n in counts.most_common(max_size) if n >= min_freq]
         return cls([PAD, UNK, *common], max_len=max_len)
@@ -59,7 +60,7 @@ class Vocabulary:
         return {"tokens": self.itos, "max_len": self.max_len}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Vocabulary":
+    def from_json(cls, data: dict) -> Vocabulary:
         return cls(data["tokens"], max_len=int(data["max_len"]))
 
     def __len__(self) -> int:
@@ -69,8 +70,15 @@ class Vocabulary:
 class TextCNN(nn.Module):
     """Kim (2014)-style CNN: parallel 1-D convolutions, max-over-time pooling."""
 
-    def __init__(self, vocab_size: int, dim: int = 128, filters: int = 100,
-                 widths: Sequence[int] = (3, 4, 5), classes: int = 2, dropout: float = 0.5):
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int = 128,
+        filters: int = 100,
+        widths: Sequence[int] = (3, 4, 5),
+        classes: int = 2,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
         self.convs = nn.ModuleList(nn.Conv1d(dim, filters, w) for w in widths)
@@ -135,6 +143,15 @@ def oip_texts(inputs: dict[str, np.ndarray]) -> list[str]:
 
 
 SIGNATURE = Signature([TensorSpec("text", "BYTES", [-1])], class_tensors(len(LABELS)), oip_texts)
-FAMILY = Family(catalog.TEXT_SMALL, "TextCNN", TextCNNPredictor, "text", "sentiment", "small",
-                setting="text_small_model", train="train.text", signature=SIGNATURE)
+FAMILY = Family(
+    catalog.TEXT_SMALL,
+    "TextCNN",
+    TextCNNPredictor,
+    "text",
+    "sentiment",
+    "small",
+    setting="text_small_model",
+    train="train.text",
+    signature=SIGNATURE,
+)
 FAMILIES = (FAMILY,)

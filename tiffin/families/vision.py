@@ -72,6 +72,5 @@ class ImagePredictor(Predictor):
     def warmup(self) -> None:
         settings = config.settings()
         if self.cuda and settings.cuda_graphs and self.graphed is None:
-            self.graphed = cuda_graphs.GraphedForward(self.forward, self.input_shape, self.device,
-                                                      settings.cuda_graph_buckets)
+            self.graphed = cuda_graphs.GraphedForward(self.forward, self.input_shape, self.device, settings.cuda_graph_buckets)
         self(np.zeros((8, *self.input_shape), dtype=np.uint8))

@@ -47,7 +47,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         model = await self._model(context, request.name, request.version)
         meta = model.metadata(self.registry.version(model.name))
         return pb.ModelMetadataResponse(
-            name=meta["name"], versions=meta["versions"], platform=meta["platform"],
+            name=meta["name"],
+            versions=meta["versions"],
+            platform=meta["platform"],
             inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["inputs"]],
             outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]],
         )
@@ -62,8 +64,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             for i, t in enumerate(request.inputs):
                 shape = list(t.shape)
                 try:
-                    inputs[t.name] = (tensors.from_raw(t.datatype, shape, raw[i]) if raw
-                                      else tensors.from_contents(t.datatype, shape, t.contents))
+                    inputs[t.name] = (
+                        tensors.from_raw(t.datatype, shape, raw[i])
+                        if raw
+                        else tensors.from_contents(t.datatype, shape, t.contents)
+                    )
                 except tensors.TensorError as exc:
                     raise OIPError(f"input {t.name}: {exc}") from None
             wanted = [o.name for o in request.outputs] or None
@@ -84,7 +89,8 @@ async def start(registry: Registry, host: str, port: int) -> grpc.aio.Server:
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
-        [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
+        [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise RuntimeError(f"gRPC could not bind {host}:{port}")
     await server.start()

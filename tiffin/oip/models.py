@@ -31,9 +31,13 @@ class OIPModel:
         return self.family.signature
 
     def metadata(self, version: str) -> dict[str, Any]:
-        return {"name": self.name, "versions": [version], "platform": "pytorch_bentoml",
-                "inputs": [t.as_dict() for t in self.signature.inputs],
-                "outputs": [t.as_dict() for t in self.signature.outputs]}
+        return {
+            "name": self.name,
+            "versions": [version],
+            "platform": "pytorch_bentoml",
+            "inputs": [t.as_dict() for t in self.signature.inputs],
+            "outputs": [t.as_dict() for t in self.signature.outputs],
+        }
 
     async def infer(self, inputs: dict[str, np.ndarray], wanted: list[str] | None) -> dict[str, np.ndarray]:
         sig = self.signature
@@ -68,7 +72,7 @@ class Registry:
         self._versions: dict[str, str] = {}
 
     @classmethod
-    def of(cls, service: Any, instance: Any) -> "Registry":
+    def of(cls, service: Any, instance: Any) -> Registry:
         """Every runner `service` depends on whose class names a `family` with a signature,
         reached through `instance` (the running service)."""
         models = []

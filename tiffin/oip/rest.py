@@ -92,7 +92,7 @@ def _parse(body: bytes, header_length: str | None) -> tuple[dict[str, Any], byte
     if header_length is not None:
         if not header_length.isdigit() or int(header_length) > len(body):
             raise OIPError(f"{HEADER_LENGTH} {header_length!r} does not fit a body of {len(body)} bytes")
-        head, binary = body[: int(header_length)], body[int(header_length):]
+        head, binary = body[: int(header_length)], body[int(header_length) :]
     else:
         head, binary = body, b""
     try:
@@ -145,15 +145,22 @@ async def infer(request: Request) -> Response:
         if _wants_binary(doc, name):
             raw = tensors.to_raw(array)
             blobs.append(raw)
-            result["outputs"].append({"name": name, "datatype": tensors.datatype_of(array), "shape": list(array.shape),
-                                      "parameters": {"binary_data_size": len(raw)}})
+            result["outputs"].append(
+                {
+                    "name": name,
+                    "datatype": tensors.datatype_of(array),
+                    "shape": list(array.shape),
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            )
         else:
             result["outputs"].append(tensors.to_json(name, array))
     head = json.dumps(result).encode()
     if not blobs:
         return Response(head, media_type="application/json")
-    return Response(head + b"".join(blobs), media_type="application/octet-stream",
-                    headers={"Inference-Header-Content-Length": str(len(head))})
+    return Response(
+        head + b"".join(blobs), media_type="application/octet-stream", headers={"Inference-Header-Content-Length": str(len(head))}
+    )
 
 
 def build_app() -> Starlette:

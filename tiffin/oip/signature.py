@@ -4,8 +4,9 @@ become output tensors. Each family module holds its own `Signature`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -44,8 +45,13 @@ async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> byte
 
 async def send_json(send: Send, status: int, body: dict[str, Any], headers: tuple = ()) -> None:
     data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 

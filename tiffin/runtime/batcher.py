@@ -16,8 +16,9 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,10 +71,19 @@ def _deliver(entries: list[_Entry], outcomes: list, settle: Callable, *args) -> 
 
 
 class Batcher:
-    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 64, max_wait_ms: float = 0.0,
-                 max_queue: int = 1024, deadline_s: float = 10.0, name: str = "batcher",
-                 on_batch: Callable[[int, float, float], None] | None = None, threads: int = 1,
-                 collate: Callable[[Sequence[Any]], Any] = np.stack):
+    def __init__(
+        self,
+        fn: Callable[[np.ndarray], np.ndarray],
+        *,
+        max_batch: int = 64,
+        max_wait_ms: float = 0.0,
+        max_queue: int = 1024,
+        deadline_s: float = 10.0,
+        name: str = "batcher",
+        on_batch: Callable[[int, float, float], None] | None = None,
+        threads: int = 1,
+        collate: Callable[[Sequence[Any]], Any] = np.stack,
+    ):
         """`on_batch(size, compute_seconds, oldest_wait_seconds)` runs on the model thread
         after each batch that succeeded: metrics are counted once per batch, off the event loop.
         `threads` model threads take batches from the one queue side by side. `collate` makes
@@ -96,8 +106,9 @@ class Batcher:
         future = loop.create_future()
         with self._cv:
             if len(self._queue) >= self.max_queue:
-                raise Overloaded(f"{len(self._queue)} requests are queued (the bound); try again shortly",
-                                 retry_after=self._retry_after())
+                raise Overloaded(
+                    f"{len(self._queue)} requests are queued (the bound); try again shortly", retry_after=self._retry_after()
+                )
             self._queue.append(_Entry(item, future, loop, time.monotonic()))
             self._cv.notify()
         return await future
@@ -123,9 +134,16 @@ class Batcher:
             live = [e for e in batch if now - e.queued_at <= self.deadline]
             late = [e for e in batch if now - e.queued_at > self.deadline]
             if late:
-                _deliver(late, [Overloaded(
-                    f"waited {now - e.queued_at:.1f} s, past the {self.deadline:.0f} s deadline", self._retry_after())
-                    for e in late], _fail)
+                _deliver(
+                    late,
+                    [
+                        Overloaded(
+                            f"waited {now - e.queued_at:.1f} s, past the {self.deadline:.0f} s deadline", self._retry_after()
+                        )
+                        for e in late
+                    ],
+                    _fail,
+                )
             if live:
                 start = time.perf_counter()
                 try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -48,8 +48,14 @@ class GraphedForward:
     Thread-safe: the buffers are shared, so calls take turns (a GPU runs one batch at a time
     from here anyway)."""
 
-    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], input_shape: tuple[int, ...],
-                 device: torch.device, buckets: tuple[int, ...] = DEFAULT_BUCKETS, warmup_runs: int = 3):
+    def __init__(
+        self,
+        forward: Callable[[torch.Tensor], torch.Tensor],
+        input_shape: tuple[int, ...],
+        device: torch.device,
+        buckets: tuple[int, ...] = DEFAULT_BUCKETS,
+        warmup_runs: int = 3,
+    ):
         # An explicit index: "cuda" alone means each thread's current device, which in the
         # model thread is always 0.
         if device.index is None:

@@ -1,18 +1,8 @@
-"""Keeps Python's full garbage collections short in a serving process.
-
-A worker holds ~220-340k tracked objects once torch, BentoML and a model are loaded, nearly
-all of them for the life of the process. A full (generation 2) collection walks every one:
-120-240 ms here, measured with gc callbacks in the image runner. The typed routes allocate
-enough per request to trigger one every few seconds, so one request in a few hundred
-stalled ~200 ms (`make bench`: the typed API's p99 was ~200 ms at one client, p50 10 ms).
-
-`gc.freeze()` after start-up moves what exists to a generation that collections skip:
-later collections walk only what came after. Measured at one client, 8 s: the image
-runner's longest answer 249-282 ms -> 52-64 ms, the typed API's p99 19 -> 15 ms and its
-longest 230 -> 67 ms (the rest: objects made by the first requests, ~50k, 37-50 ms a walk).
-No collection runs first: it would add a full walk (150-400 ms here) to every cold start,
-to free the few hundred cyclic objects made since the last automatic one (898 measured),
-which instead stay frozen for the life of the process.
+"""Keeps Python's full garbage collections short in a serving process: once a service has
+started, `gc.freeze()` moves what it has loaded (torch, BentoML, the model: ~250k objects,
+120-240 ms a full walk) out of every later collection's walk. Figures:
+docs/decisions/002-process-tuning.md. No collection runs first: it would add a full walk to
+every cold start for a few hundred objects.
 """
 
 from __future__ import annotations

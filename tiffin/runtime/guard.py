@@ -7,8 +7,9 @@ body is accepted and a non-JSON body can surface as a 500.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from tiffin.runtime.asgi import BodyError, Message, Receive, Send, media_type, read_body, send_json
 

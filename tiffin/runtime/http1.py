@@ -1,14 +1,10 @@
 """A lean HTTP/1.1 listener for one handler: httptools' parser on an asyncio protocol.
 
-The image hot path's own port. uvicorn's ASGI machinery (scope dicts, receive/send
-coroutines, flow-control objects, a task per request) costs ~30 µs of event-loop CPU per
-request on our machine: side by side under wrk at 64 connections, a constant answer served
-26,000 req/s through uvicorn + Starlette and 140,000 req/s from a bare protocol on the same
-parser (85,000 with a task per request, as here). With a model at ~150-180 core-µs per
-image, that difference is a tenth of the whole request. What this keeps from a full server:
-keep-alive, pipelining (answers in request order), chunked bodies, `Expect: 100-continue`,
-a body limit checked before reading, back-pressure on slow readers, an idle timeout, and
-shutdown that finishes what was accepted.
+The image hot path's own port: uvicorn's ASGI machinery costs ~30 µs of event-loop CPU per
+request, a tenth of a request to the Fashion-MNIST CNN (docs/decisions/005-hot-path-listener.md).
+What this keeps from a full server: keep-alive, pipelining (answers in request order),
+chunked bodies, `Expect: 100-continue`, a body limit checked before reading, back-pressure
+on slow readers, an idle timeout, and shutdown that finishes what was accepted.
 """
 
 from __future__ import annotations
@@ -18,8 +14,8 @@ import collections
 import http
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import httptools
 
@@ -53,8 +49,11 @@ Refusal = Callable[[int, str], Reply]
 
 
 def _head(reply: Reply, keep_alive: bool) -> bytes:
-    lines = [b"HTTP/1.1 %d %s" % (reply.status, _REASONS.get(reply.status, b"")),
-             b"content-type: " + reply.content_type, b"content-length: %d" % len(reply.body)]
+    lines = [
+        b"HTTP/1.1 %d %s" % (reply.status, _REASONS.get(reply.status, b"")),
+        b"content-type: " + reply.content_type,
+        b"content-length: %d" % len(reply.body),
+    ]
     lines += [name + b": " + value for name, value in reply.headers]
     if not keep_alive:
         lines.append(b"connection: close")
@@ -62,7 +61,7 @@ def _head(reply: Reply, keep_alive: bool) -> bytes:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, listener: "Listener"):
+    def __init__(self, listener: Listener):
         self.listener = listener
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -150,8 +149,9 @@ class _Connection(asyncio.Protocol):
         if self.refused or self.closing:
             return
         if self.parser.should_upgrade():  # the parser hands what follows the headers (the body too) to the new protocol
-            return self._refuse(400, "this port speaks HTTP/1.1 only: send the request without an Upgrade header "
-                                     "(e.g. curl --http1.1)")
+            return self._refuse(
+                400, "this port speaks HTTP/1.1 only: send the request without an Upgrade header (e.g. curl --http1.1)"
+            )
         body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
         path = self.url.split(b"?", 1)[0].decode("latin-1")
         request = Request(self.parser.get_method().decode("latin-1"), path, self.content_type, body)
@@ -207,8 +207,7 @@ class Listener:
     """Serves `handler` on host:port inside the current event loop. SO_REUSEPORT lets every
     worker of a service bind the same port; the kernel spreads connections between them."""
 
-    def __init__(self, handler: Handler, refusal: Refusal, host: str, port: int, *, max_body: int,
-                 idle_timeout_s: float = 30.0):
+    def __init__(self, handler: Handler, refusal: Refusal, host: str, port: int, *, max_body: int, idle_timeout_s: float = 30.0):
         self.handler, self.refusal, self.host, self.port = handler, refusal, host, port
         self.max_body, self.idle_timeout = max_body, idle_timeout_s
         self.connections: set[_Connection] = set()

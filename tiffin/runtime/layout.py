@@ -38,8 +38,7 @@ def image_workers(device: torch.device, weights_bytes: int, settings: config.Set
     return 1 if _one_stream(device, weights_bytes) else min(cpu_cores(settings), 4)
 
 
-def execution_threads(device: torch.device, weights_bytes: int,
-                      settings: config.Settings | None = None) -> tuple[int, int]:
+def execution_threads(device: torch.device, weights_bytes: int, settings: config.Settings | None = None) -> tuple[int, int]:
     """(model threads, torch intra-op threads) for one worker's hot-path batcher: a worker's
     share of the cores split between model threads, each taking its own batch (1 x 1 with one
     worker per core). A large model, and any model on a GPU: one thread with all the cores."""

@@ -1,14 +1,10 @@
 """Keeps glibc's malloc from handing batch-sized buffers back to the kernel after every batch.
 
-A CPU forward pass allocates activations of a few MB (a batch of 25 Fashion-MNIST images:
-~2.5 MB per conv output). glibc serves blocks that large with mmap, or trims them off the
-top of a thread's heap when freed, so the next batch takes them back page fault by page
-fault, zeroing each page. Batches whose size changes with load (the hot path's) keep glibc's
-adaptive thresholds from settling: in `make bench`'s set-up, at 64 clients, a model thread
-spent 2-42 µs of kernel time per request this way and the runner served 7,000-8,300 req/s;
-with fixed thresholds, 2-3 µs and 8,200-8,800 req/s, same build, same run.
-
-The price: a process keeps up to TRIM_BYTES of freed memory per malloc arena for reuse.
+A CPU forward pass allocates activations of a few MB, which glibc serves with mmap or trims
+off the heap when freed, so the next batch takes them back page fault by page fault; batch
+sizes that change with load keep its adaptive thresholds from settling. Fixed thresholds
+keep them on the heap (docs/decisions/002-process-tuning.md). The price: a process keeps up
+to TRIM_BYTES of freed memory per malloc arena for reuse.
 """
 
 from __future__ import annotations

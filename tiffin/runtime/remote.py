@@ -11,9 +11,10 @@ be using it. Remove this once BentoML closes sessions gracefully.
 from __future__ import annotations
 
 import asyncio
-import time
 import logging
-from typing import Any, Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 

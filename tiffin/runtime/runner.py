@@ -37,8 +37,7 @@ class ModelRunner(FreezesStartupObjects):
     def answers(self, probs) -> list[dict]:
         """(N, classes) probabilities -> one answer per item, keyed by the model's own class names."""
         names = self.predictor.classes
-        return [{"probabilities": dict(zip(names, row.tolist())), "model": self.tag, "batch_size": len(probs)}
-                for row in probs]
+        return [{"probabilities": dict(zip(names, row.tolist())), "model": self.tag, "batch_size": len(probs)} for row in probs]
 
     def __is_ready__(self) -> bool:
         return getattr(self, "_ready", False)

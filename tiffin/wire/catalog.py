@@ -9,10 +9,7 @@ TEXT_LARGE = "review-minilm"
 DEMAND = "bikeshare-mlp"
 TEXT_TIERS = {"small": TEXT_SMALL, "large": TEXT_LARGE}
 
-FASHION_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 SENTIMENT_LABELS = ["rotten", "fresh"]
 # Tier "auto": the small model answers alone when at least this sure, else the large one
 # (TIFFIN_CASCADE_THRESHOLD on the server; a gRPC client runs the cascade itself).
@@ -24,9 +21,17 @@ EXAMPLE_TEXT = "A witty, warm and wonderfully acted film that earns every one of
 MONTHS = ["Jan", "Feb", "March", "April", "May", "June", "July", "Aug", "Sept", "Oct", "Nov", "Dec"]
 WEATHER = ["clear", "cloudy/misty", "light rain/snow", "heavy rain/snow"]
 EXAMPLE_DEMAND_ROW = {
-    "season": 3, "mnth": "July", "hr": 8, "holiday": 0, "weekday": 2, "workingday": 1,
-    "weathersit": "clear", "temp": 0.7, "atemp": 0.65, "hum": 0.55, "windspeed": 0.2,
+    "season": 3,
+    "mnth": "July",
+    "hr": 8,
+    "holiday": 0,
+    "weekday": 2,
+    "workingday": 1,
+    "weathersit": "clear",
+    "temp": 0.7,
+    "atemp": 0.65,
+    "hum": 0.55,
+    "windspeed": 0.2,
 }
 # Each demand column's OIP datatype, by the type of its example value.
-DEMAND_DATATYPES = {name: {int: "INT64", str: "BYTES", float: "FP32"}[type(value)]
-                    for name, value in EXAMPLE_DEMAND_ROW.items()}
+DEMAND_DATATYPES = {name: {int: "INT64", str: "BYTES", float: "FP32"}[type(value)] for name, value in EXAMPLE_DEMAND_ROW.items()}

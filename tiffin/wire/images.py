@@ -23,14 +23,16 @@ def check_batch(pixels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     JSON clients send plain integers, which arrive as int64."""
     shown = ", ".join(map(str, shape))
     if pixels.ndim != len(shape) + 1 or tuple(pixels.shape[1:]) != tuple(shape):
-        raise ValueError(f"pixels must be a batch of shape (N, {shown}); got {tuple(pixels.shape)} "
-                         f"(one image: wrap it in a list)")
+        raise ValueError(
+            f"pixels must be a batch of shape (N, {shown}); got {tuple(pixels.shape)} (one image: wrap it in a list)"
+        )
     if len(pixels) == 0:
         raise ValueError("pixels is an empty batch; send at least one image")
     if pixels.dtype != np.uint8:
         if pixels.dtype.kind not in "iu" or pixels.min() < 0 or pixels.max() > 255:
-            raise ValueError(f"pixels must be whole numbers 0..255 (uint8); got {pixels.dtype} "
-                             f"from {pixels.min()} to {pixels.max()}")
+            raise ValueError(
+                f"pixels must be whole numbers 0..255 (uint8); got {pixels.dtype} from {pixels.min()} to {pixels.max()}"
+            )
         pixels = pixels.astype(np.uint8)
     return pixels
 
@@ -53,9 +55,7 @@ def decode_image(data: bytes) -> np.ndarray:
             if img.format not in ("PNG", "JPEG"):
                 raise InvalidImage(f"unsupported image format {img.format}; send PNG or JPEG")
             if img.width * img.height > MAX_PIXELS:
-                raise InvalidImage(
-                    f"image is {img.width}x{img.height}; at most {MAX_PIXELS} pixels are accepted"
-                )
+                raise InvalidImage(f"image is {img.width}x{img.height}; at most {MAX_PIXELS} pixels are accepted")
             img.load()
     except InvalidImage:
         raise
