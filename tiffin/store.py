@@ -13,14 +13,18 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
 from tiffin import config
 
-if TYPE_CHECKING:
-    from tiffin.families.base import Family
+
+class Named(Protocol):
+    """What the store needs of a model family (a tiffin.families.Family): its name and labels."""
+
+    name: str
+    labels: dict[str, str]
 
 WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
@@ -44,7 +48,7 @@ def code_version() -> str:
 
 
 def save(
-    family: Family,
+    family: Named,
     module: torch.nn.Module,
     config: dict[str, Any],
     *,

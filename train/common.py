@@ -8,6 +8,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,53 +46,65 @@ def classifier_metrics(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor)
     return evaluate
 
 
-def train_and_save(
-    family: Family,
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    evaluate: Callable[[], dict[str, float]],
-    reported: tuple[str, ...],
-    args: argparse.Namespace,
-    params: dict[str, Any],
-    data: Split,
-    config: dict[str, Any],
-    title: str,
-    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
-    seconds_before: float = 0.0,
-    **save: Any,
-) -> str:
-    """Fit `model` on (x, y) with `params` (lr, batch_size, weight_decay), save it as a new
-    version of `family` with its `reported` metrics and learning curve, and return its tag.
-    `seconds_before`: preparation time that counts as training (e.g. frozen embeddings)."""
-    steps = (len(y) + params["batch_size"] - 1) // params["batch_size"]
-    start = time.perf_counter()
-    history = loop.fit(
-        model,
-        loop.shuffled(x, y, params["batch_size"], args.seed),
-        steps,
-        loss,
-        evaluate,
-        epochs=args.epochs,
-        lr=params["lr"],
-        weight_decay=params["weight_decay"],
-        description=family.name,
-    )
-    seconds = seconds_before + time.perf_counter() - start
-    metrics = {k: history[-1][k] for k in reported}
-    curve = loop.plot_curve(history, Path(tempfile.mkdtemp(prefix=f"tiffin-{family.name}-")) / store.CURVE, title)
-    tag = store.save(
-        family,
-        model,
-        {"arch": family.arch, **config},
-        metrics=metrics,
-        dataset=data.name,
-        fingerprint=data.fingerprint,
-        params=params,
-        seconds=seconds,
-        curve=curve,
-        **save,
-    )
-    print(f"saved {tag}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
-    return tag
+@dataclass
+class Run:
+    """One training run: its command line and its data set."""
+
+    args: argparse.Namespace
+    data: Split
+
+    def training_rows(self, quick_rows: int) -> tuple[Any, Any]:
+        """The training split; its first `quick_rows` rows with --quick."""
+        x, y = self.data.x_train, self.data.y_train
+        return (x[:quick_rows], y[:quick_rows]) if self.args.quick else (x, y)
+
+    def fit_and_save(
+        self,
+        family: Family,
+        model: torch.nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        evaluate: Callable[[], dict[str, float]],
+        *,
+        params: dict[str, Any],
+        config: dict[str, Any],
+        title: str,
+        loss: Callable = F.cross_entropy,
+        seconds_before: float = 0.0,
+        **save: Any,
+    ) -> str:
+        """Fit `model` on (x, y) with `params` (its hyper-parameters, lr, batch_size and
+        weight_decay among them), save it as a new version of `family` with the metrics
+        `evaluate` reports after the last epoch and its learning curve, and return its tag.
+        `seconds_before`: preparation time that counts as training (e.g. frozen embeddings)."""
+        args, batch = self.args, params["batch_size"]
+        params = {**params, "epochs": args.epochs, "train_rows": len(y), "seed": args.seed}
+        start = time.perf_counter()
+        history = loop.fit(
+            model,
+            loop.shuffled(x, y, batch, args.seed),
+            (len(y) + batch - 1) // batch,
+            loss,
+            evaluate,
+            epochs=args.epochs,
+            lr=params["lr"],
+            weight_decay=params["weight_decay"],
+            description=family.name,
+        )
+        seconds = seconds_before + time.perf_counter() - start
+        metrics = {k: v for k, v in history[-1].items() if k not in ("epoch", "train_loss")}
+        curve = loop.plot_curve(history, Path(tempfile.mkdtemp(prefix=f"tiffin-{family.name}-")) / store.CURVE, title)
+        tag = store.save(
+            family,
+            model,
+            {"arch": family.arch, **config},
+            metrics=metrics,
+            dataset=self.data.name,
+            fingerprint=self.data.fingerprint,
+            params=params,
+            seconds=seconds,
+            curve=curve,
+            **save,
+        )
+        print(f"saved {tag}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
+        return tag

@@ -7,7 +7,10 @@ from torch.nn import functional as F
 
 from tiffin.families import bikeshare
 from train import datasets, loop
-from train.common import parse, train_and_save
+from train.common import Run, parse
+
+ARCH = {"hidden": 128, "dropout": 0.1, "target": "log1p(bikers)"}
+OPTIM = {"lr": 3e-3, "batch_size": 128, "weight_decay": 1e-4}
 
 
 def r2_score(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -15,41 +18,24 @@ def r2_score(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def main() -> str:
-    args = parse(__doc__, epochs=60)
-    data = datasets.bikeshare()
-    rows, y_train = data.x_train, data.y_train
-    if args.quick:
-        rows, y_train = rows.iloc[:2000], y_train[:2000]
-    params = {
-        "hidden": 128,
-        "dropout": 0.1,
-        "epochs": args.epochs,
-        "lr": 3e-3,
-        "batch_size": 128,
-        "weight_decay": 1e-4,
-        "target": "log1p(bikers)",
-        "train_rows": len(y_train),
-        "seed": args.seed,
-    }
+    run = Run(parse(__doc__, epochs=60), datasets.bikeshare())
+    rows, y = run.training_rows(2000)
     encoder = bikeshare.FeatureEncoder.fit(rows)
-    xte, yte = torch.as_tensor(encoder.encode(data.x_test)), torch.as_tensor(data.y_test)
-    model = bikeshare.DemandMLP(encoder.width, params["hidden"], params["dropout"])
+    x_test, y_test = torch.as_tensor(encoder.encode(run.data.x_test)), torch.as_tensor(run.data.y_test)
+    model = bikeshare.DemandMLP(encoder.width, ARCH["hidden"], ARCH["dropout"])
 
-    def evaluate() -> dict[str, float]:
-        pred = bikeshare.to_counts(loop.predict_in_batches(model, xte))
-        return {"test_r2": r2_score(pred, yte), "test_mae": float((pred - yte).abs().mean())}
+    def test() -> dict[str, float]:
+        pred = bikeshare.to_counts(loop.predict_in_batches(model, x_test))
+        return {"test_r2": r2_score(pred, y_test), "test_mae": float((pred - y_test).abs().mean())}
 
-    config = {"inputs": encoder.width, "hidden": params["hidden"], "encoder": encoder.to_json()}
-    return train_and_save(
+    config = {"inputs": encoder.width, "hidden": ARCH["hidden"], "encoder": encoder.to_json()}
+    return run.fit_and_save(
         bikeshare.FAMILY,
         model,
         torch.as_tensor(encoder.encode(rows)),
-        torch.log1p(torch.as_tensor(y_train)),
-        evaluate=evaluate,
-        reported=("test_r2", "test_mae"),
-        args=args,
-        params=params,
-        data=data,
+        torch.log1p(torch.as_tensor(y)),
+        test,
+        params=ARCH | OPTIM,
         config=config,
         title="Bikeshare demand MLP",
         loss=F.mse_loss,

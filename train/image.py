@@ -6,45 +6,26 @@ import torch
 
 from tiffin.families import fashion
 from train import datasets
-from train.common import classifier_metrics, parse, train_and_save
+from train.common import Run, classifier_metrics, parse
+
+ARCH = {"channels": 32, "hidden": 128, "dropout": 0.3}
+OPTIM = {"lr": 3e-3, "batch_size": 128, "weight_decay": 1e-4}
 
 
 def main() -> str:
-    args = parse(__doc__, epochs=4)
-    data = datasets.fashion_mnist()
-    x_train, y_train = data.x_train, data.y_train
-    if args.quick:
-        x_train, y_train = x_train[:6000], y_train[:6000]
-    params = {
-        "channels": 32,
-        "hidden": 128,
-        "dropout": 0.3,
-        "epochs": args.epochs,
-        "lr": 3e-3,
-        "batch_size": 128,
-        "weight_decay": 1e-4,
-        "train_rows": len(y_train),
-        "seed": args.seed,
-    }
-    model = fashion.FashionCNN(params["channels"], params["hidden"], dropout=params["dropout"])
-    config = {
-        "channels": params["channels"],
-        "hidden": params["hidden"],
-        "classes": fashion.CLASSES,
-        "side": fashion.SIDE,
-        "mean": fashion.MEAN,
-        "std": fashion.STD,
-    }
-    return train_and_save(
+    run = Run(parse(__doc__, epochs=4), datasets.fashion_mnist())
+    x, y = run.training_rows(6000)
+    model = fashion.FashionCNN(ARCH["channels"], ARCH["hidden"], dropout=ARCH["dropout"])
+    test = classifier_metrics(model, fashion.normalise(run.data.x_test), torch.as_tensor(run.data.y_test))
+    config = {"channels": ARCH["channels"], "hidden": ARCH["hidden"], "classes": fashion.CLASSES, "side": fashion.SIDE}
+    config |= {"mean": fashion.MEAN, "std": fashion.STD}
+    return run.fit_and_save(
         fashion.FAMILY,
         model,
-        fashion.normalise(x_train),
-        torch.as_tensor(y_train),
-        evaluate=classifier_metrics(model, fashion.normalise(data.x_test), torch.as_tensor(data.y_test)),
-        reported=("test_accuracy", "test_loss"),
-        args=args,
-        params=params,
-        data=data,
+        fashion.normalise(x),
+        torch.as_tensor(y),
+        test,
+        params=ARCH | OPTIM,
         config=config,
         title="Fashion-MNIST CNN",
     )

@@ -6,42 +6,27 @@ import torch
 
 from tiffin.families import textcnn
 from train import datasets
-from train.common import classifier_metrics, parse, train_and_save
+from train.common import Run, classifier_metrics, parse
+
+ARCH = {"dim": 128, "filters": 100, "widths": [3, 4, 5], "dropout": 0.5}
+VOCAB = {"max_len": 64, "min_freq": 2}
+OPTIM = {"lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4}
 
 
 def main() -> str:
-    args = parse(__doc__, epochs=6)
-    data = datasets.rotten_tomatoes()
-    x_train, y_train = data.x_train, data.y_train
-    if args.quick:
-        x_train, y_train = x_train[:3000], y_train[:3000]
-    params = {
-        "dim": 128,
-        "filters": 100,
-        "widths": [3, 4, 5],
-        "dropout": 0.5,
-        "max_len": 64,
-        "min_freq": 2,
-        "epochs": args.epochs,
-        "lr": 2e-3,
-        "batch_size": 64,
-        "weight_decay": 1e-4,
-        "train_rows": len(y_train),
-        "seed": args.seed,
-    }
-    vocab = textcnn.Vocabulary.build(x_train, min_freq=params["min_freq"], max_len=params["max_len"])
-    model = textcnn.TextCNN(len(vocab), params["dim"], params["filters"], params["widths"], dropout=params["dropout"])
-    config = {"vocab": vocab.to_json(), "labels": textcnn.LABELS, **{k: params[k] for k in ("dim", "filters", "widths")}}
-    return train_and_save(
+    run = Run(parse(__doc__, epochs=6), datasets.rotten_tomatoes())
+    x, y = run.training_rows(3000)
+    vocab = textcnn.Vocabulary.build(x, **VOCAB)
+    model = textcnn.TextCNN(len(vocab), **ARCH)
+    test = classifier_metrics(model, vocab.encode(run.data.x_test), torch.as_tensor(run.data.y_test))
+    config = {"vocab": vocab.to_json(), "labels": textcnn.LABELS, **{k: ARCH[k] for k in ("dim", "filters", "widths")}}
+    return run.fit_and_save(
         textcnn.FAMILY,
         model,
-        vocab.encode(x_train),
-        torch.as_tensor(y_train),
-        evaluate=classifier_metrics(model, vocab.encode(data.x_test), torch.as_tensor(data.y_test)),
-        reported=("test_accuracy", "test_loss"),
-        args=args,
-        params=params,
-        data=data,
+        vocab.encode(x),
+        torch.as_tensor(y),
+        test,
+        params=ARCH | VOCAB | OPTIM,
         config=config,
         title="Rotten Tomatoes TextCNN",
     )

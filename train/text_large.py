@@ -10,56 +10,34 @@ import torch
 from tiffin.families import minilm
 from tiffin.wire.catalog import SENTIMENT_LABELS
 from train import datasets
-from train.common import classifier_metrics, parse, train_and_save
+from train.common import Run, classifier_metrics, parse
 
 ENCODER_DIR = "encoder"
+ARCH = {"hidden": 256, "dropout": 0.3, "max_tokens": minilm.MAX_TOKENS}
+OPTIM = {"lr": 2e-3, "batch_size": 128, "weight_decay": 1e-3}
 
 
 def main() -> str:
-    args = parse(__doc__, epochs=8)
-    data = datasets.rotten_tomatoes()
-    x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
-    if args.quick:
-        x_train, y_train, x_test, y_test = x_train[:600], y_train[:600], x_test[:400], y_test[:400]
-    params = {
-        "hidden": 256,
-        "dropout": 0.3,
-        "epochs": args.epochs,
-        "lr": 2e-3,
-        "batch_size": 128,
-        "weight_decay": 1e-3,
-        "max_tokens": minilm.MAX_TOKENS,
-        "train_rows": len(y_train),
-        "test_rows": len(y_test),
-        "seed": args.seed,
-    }
-    encoder_dir = datasets.minilm_dir()
+    run = Run(parse(__doc__, epochs=8), datasets.rotten_tomatoes())
+    x, y = run.training_rows(600)
+    x_test, y_test = (run.data.x_test[:400], run.data.y_test[:400]) if run.args.quick else (run.data.x_test, run.data.y_test)
     start = time.perf_counter()
-    encoder = minilm.SentenceEncoder(encoder_dir)
+    encoder = minilm.SentenceEncoder(datasets.minilm_dir())
     # The encoder is frozen, so its embeddings are computed once, not every epoch.
-    etr, ete = encoder.encode(x_train), encoder.encode(x_test)
-    head = minilm.EmbeddingHead(encoder.dim, params["hidden"], dropout=params["dropout"])
-    config = {
-        "encoder_dir": ENCODER_DIR,
-        "dim": encoder.dim,
-        "hidden": params["hidden"],
-        "labels": SENTIMENT_LABELS,
-        "max_tokens": minilm.MAX_TOKENS,
-    }
-    return train_and_save(
+    train_embeddings, test_embeddings = encoder.encode(x), encoder.encode(x_test)
+    head = minilm.EmbeddingHead(encoder.dim, ARCH["hidden"], dropout=ARCH["dropout"])
+    config = {"encoder_dir": ENCODER_DIR, "dim": encoder.dim, "hidden": ARCH["hidden"], "labels": SENTIMENT_LABELS}
+    return run.fit_and_save(
         minilm.FAMILY,
         head,
-        etr,
-        torch.as_tensor(y_train),
-        evaluate=classifier_metrics(head, ete, torch.as_tensor(y_test)),
-        reported=("test_accuracy", "test_loss"),
-        args=args,
-        params=params,
-        data=data,
-        config=config,
+        train_embeddings,
+        torch.as_tensor(y),
+        classifier_metrics(head, test_embeddings, torch.as_tensor(y_test)),
+        params=ARCH | OPTIM | {"test_rows": len(y_test)},
+        config=config | {"max_tokens": minilm.MAX_TOKENS},
         title="Rotten Tomatoes MiniLM + head",
         seconds_before=time.perf_counter() - start,
-        copy_dirs={ENCODER_DIR: encoder_dir},
+        copy_dirs={ENCODER_DIR: datasets.minilm_dir()},
     )
 
 

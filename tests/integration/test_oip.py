@@ -247,7 +247,7 @@ def test_sustained_concurrency_has_no_errors(server):
     retries_before = server.logs().count("retrying once")
     results = asyncio.run(run())
     assert all(results), f"{results.count(False)} of {len(results)} failed"
-    # none even needed the one retry that tiffin.remote.ask allows
+    # none even needed the one retry that tiffin.runtime.remote.ask allows
     assert server.logs().count("retrying once") == retries_before
 
 

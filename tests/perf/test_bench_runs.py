@@ -15,32 +15,16 @@ from tests.conftest import MEASUREMENTS, ROOT
 pytestmark = pytest.mark.integration
 
 
-def test_bench_runs_every_section(model_store, tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.run",
-            "--seconds",
-            "0.5",
-            "--concurrency",
-            "1,64",
-            "--overload",
-            "128",
-            "--rounds",
-            "2",
-            "--store",
-            str(model_store),
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+def bench(tmp_path, store, *args: str) -> dict:
+    """`python -m bench.run` with short points, its store and output in their own folders."""
+    command = [sys.executable, "-m", "bench.run", "--seconds", "0.5", *args, "--store", str(store), "--out", str(tmp_path)]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    result = json.loads((tmp_path / "results.json").read_text())
+    return json.loads((tmp_path / "results.json").read_text())
+
+
+def test_bench_runs_every_section(model_store, tmp_path):
+    result = bench(tmp_path, model_store, "--concurrency", "1,64", "--overload", "128", "--rounds", "2")
     assert (tmp_path / "throughput.png").stat().st_size > 10_000
     labels = {r["label"] for r in result["served"]}
     assert {
@@ -70,31 +54,7 @@ def test_the_gpu_goals_run_needs_no_fashion_mnist(tmp_path):
     """`--skip fashion`, as bench/device/run.sh runs it on a GPU machine with no data packages:
     only the ResNet-50-sized model, which needs none, is saved, measured raw and served."""
     store_dir = tmp_path / "store"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.run",
-            "--skip",
-            "fashion",
-            "--seconds",
-            "0.5",
-            "--concurrency",
-            "1",
-            "--overload",
-            "0",
-            "--store",
-            str(store_dir),
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    result = json.loads((tmp_path / "results.json").read_text())
+    result = bench(tmp_path, store_dir, "--skip", "fashion", "--concurrency", "1", "--overload", "0")
     assert {r["model"] for r in result["raw_model"]} == {"bench-resnet50"}
     assert {r["label"] for r in result["served"]} == {"hot-path resnet50"}
     assert all(r["errors"] == 0 and r["requests"] > 0 for r in result["served"])

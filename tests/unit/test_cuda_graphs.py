@@ -1,4 +1,4 @@
-"""CUDA graphs per batch-size bucket (tiffin/runtime/cuda_graphs.py): which bucket runs a batch on
+"""CUDA graphs per batch-size bucket (tiffin/families/cuda_graphs.py): which bucket runs a batch on
 any machine, and, where a GPU is present, that the graphs answer as the eager pass does."""
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import torch
 from bench import models as bench_models
 from tiffin import families
 from tiffin.config import Settings, SettingsError
-from tiffin.families import benchmark, fashion
-from tiffin.runtime import cuda_graphs
+from tiffin.families import benchmark, cuda_graphs, fashion
 
 BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 

@@ -13,7 +13,7 @@ import torch
 from tiffin import config
 
 if TYPE_CHECKING:
-    from tiffin.oip.signature import Signature
+    from tiffin.families.signature import Signature
 
 
 class Predictor:

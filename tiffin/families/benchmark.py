@@ -95,7 +95,7 @@ class BenchResNet50(nn.Module):
 @functools.cache
 def _statistics(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     # Made once per device: a copy from host memory is not allowed while a CUDA graph is
-    # being captured (tiffin/cuda_graphs.py), and the warm-up runs before the capture.
+    # being captured (tiffin/families/cuda_graphs.py), and the warm-up runs before the capture.
     return (torch.tensor(MEAN, device=device).view(1, 3, 1, 1), torch.tensor(STD, device=device).view(1, 3, 1, 1))
 
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from tiffin.families.base import Family
+from tiffin.families.signature import OIPError, Signature, TensorSpec, class_tensors, items
 from tiffin.families.vision import ImagePredictor
-from tiffin.oip.signature import OIPError, Signature, TensorSpec, class_tensors, items
 from tiffin.wire import catalog, images
 from tiffin.wire.images import SIDE
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from tiffin import store
 from tiffin.families.base import Family, Predictor
-from tiffin.oip.signature import OIPError, Signature, TensorSpec, class_tensors, items
+from tiffin.families.signature import OIPError, Signature, TensorSpec, class_tensors, items
 from tiffin.wire import catalog
 from tiffin.wire.schemas import TextRequest
 

@@ -3,7 +3,7 @@ probabilities, run the fastest way the device allows (docs/decisions/003-image-p
 
 On CUDA the weights are fp16, the uint8 batch (4x smaller than floats) goes from pinned
 memory without blocking and is normalised on the GPU, and the pass replays as a CUDA graph
-(tiffin/runtime/cuda_graphs.py); on CPU it stays float32 and eager. Both run channels_last,
+(tiffin/families/cuda_graphs.py); on CPU it stays float32 and eager. Both run channels_last,
 with each BatchNorm folded into the convolution before it.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from tiffin import config, store
+from tiffin.families import cuda_graphs
 from tiffin.families.base import Predictor
-from tiffin.runtime import cuda_graphs
 from tiffin.wire import images
 
 

@@ -9,12 +9,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from tiffin.families.signature import OIPError
 from tiffin.oip import inference_pb2 as pb
 from tiffin.oip import inference_pb2_grpc as pb_grpc
 from tiffin.oip import tensors
 from tiffin.oip.models import Registry
 from tiffin.oip.rest import SERVER
-from tiffin.oip.signature import OIPError
 from tiffin.wire.limits import MAX_OIP_BYTES
 
 SERVICE_NAME = "inference.GRPCInferenceService"

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from tiffin.families import Family
-from tiffin.oip.signature import OIPError, Signature
+from tiffin.families.signature import OIPError, Signature
 from tiffin.runtime.remote import RunnerBusy, ask
 from tiffin.wire.limits import MAX_OIP_ITEMS
 

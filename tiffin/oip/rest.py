@@ -14,9 +14,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tiffin import __version__
+from tiffin.families.signature import OIPError
 from tiffin.oip import tensors
 from tiffin.oip.models import OIPModel, Registry
-from tiffin.oip.signature import OIPError
 from tiffin.runtime.asgi import BodyError, read_body
 from tiffin.wire.limits import MAX_OIP_BYTES
 

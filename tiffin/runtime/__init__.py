@@ -1,3 +1,3 @@
 """What serves the models inside a BentoML process: the runner base, the hot path (batcher,
 HTTP/1.1 listener, ASGI helpers), the request guard, calls between services, and process
-tuning (CPU layout, CUDA graphs, malloc, gc, logs)."""
+tuning (CPU layout, malloc, gc, logs)."""
