@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ class SettingsError(ValueError):
 
 
 ON, OFF = ("on", "true", "1", "yes"), ("off", "false", "0", "no")
+# TIFFIN_* names that belong to the tests and the bench, not to tiffin itself
+NOT_SETTINGS = ("TIFFIN_TEST_STORE", "TIFFIN_WRK_")
+log = logging.getLogger("tiffin")
 
 
 def on_off(name: str, raw: str) -> bool:
@@ -128,6 +132,10 @@ class Settings:
             raw = environ.get(f.metadata["env"])
             if raw is not None and raw.strip():
                 values[f.name] = f.metadata["parse"](f.metadata["env"], raw)
+        known = {f.metadata["env"] for f in dataclasses.fields(cls)}
+        for name in sorted(n for n in environ if n.startswith("TIFFIN_") and n not in known and not n.startswith(NOT_SETTINGS)):
+            # a misspelt name would otherwise be ignored without a word
+            log.warning("%s is not a tiffin setting and is ignored; the settings are: %s", name, ", ".join(sorted(known)))
         return cls(**values)
 
 

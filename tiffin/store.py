@@ -26,6 +26,7 @@ class Named(Protocol):
     name: str
     labels: dict[str, str]
 
+
 WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
 CURVE = "learning_curve.png"

@@ -57,3 +57,11 @@ def test_read_once_per_process(monkeypatch):
     monkeypatch.setenv("TIFFIN_HOT_MAX_QUEUE", "7")
     assert config.settings() is first  # read at first use, not per call
     config.settings.cache_clear()
+
+
+def test_a_misspelt_name_is_reported(caplog):
+    with caplog.at_level("WARNING", logger="tiffin"):
+        s = Settings.from_env({"TIFFIN_HOT_MAX_QUEU": "8", "TIFFIN_TEST_STORE": "/tmp/x"})
+    assert s.hot_max_queue == 1024
+    assert [r.getMessage().split()[0] for r in caplog.records] == ["TIFFIN_HOT_MAX_QUEU"]
+    assert "TIFFIN_HOT_MAX_QUEUE" in caplog.records[0].getMessage()

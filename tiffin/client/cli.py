@@ -6,13 +6,13 @@ import argparse
 import json
 import sys
 
-from tiffin.client.core import Client, ServerError
+from tiffin.client.core import DEFAULT_URL, Client, ServerError
 from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tiffin", description=__doc__)
-    parser.add_argument("--url", default="http://localhost:3000", help="typed HTTP API (default %(default)s)")
+    parser.add_argument("--url", default=DEFAULT_URL, help="typed HTTP API (default %(default)s)")
     parser.add_argument("--grpc", metavar="HOST:PORT", help="use the OIP over gRPC instead, e.g. localhost:3001")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -11,6 +11,9 @@ from typing import Any
 import httpx
 
 from tiffin.wire import catalog
+from tiffin.wire.limits import HTTP_PORT
+
+DEFAULT_URL = f"http://localhost:{HTTP_PORT}"  # what `bentoml serve` listens on by default
 
 
 @dataclass
@@ -37,7 +40,7 @@ def _image_bytes(image: str | Path | bytes) -> bytes:
 class AsyncClient:
     """Async client. `url` for the typed HTTP API, or `grpc` (host:port) for the OIP over gRPC."""
 
-    def __init__(self, url: str = "http://localhost:3000", *, grpc: str | None = None, timeout: float = 60):
+    def __init__(self, url: str = DEFAULT_URL, *, grpc: str | None = None, timeout: float = 60):
         self.url, self.grpc_target, self.timeout = url.rstrip("/"), grpc, timeout
         self._http: httpx.AsyncClient | None = None
         self._channel = None
@@ -158,7 +161,7 @@ class AsyncClient:
 class Client:
     """The same calls, blocking. Runs its own event loop."""
 
-    def __init__(self, url: str = "http://localhost:3000", *, grpc: str | None = None, timeout: float = 60):
+    def __init__(self, url: str = DEFAULT_URL, *, grpc: str | None = None, timeout: float = 60):
         self._loop = asyncio.new_event_loop()
         self._async = AsyncClient(url, grpc=grpc, timeout=timeout)
 

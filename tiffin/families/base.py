@@ -41,7 +41,7 @@ class Family:
     name: str  # model-store name; also the OIP model name
     arch: str  # config["arch"] of the stored model: how a stored version finds its predictor
     predictor: type[Predictor]
-    family: str  # the store labels: family, task, tier
+    kind: str  # the store labels: family=kind, task, tier
     task: str
     tier: str = ""
     setting: str = ""  # the field of tiffin.config.Settings that names the tag to serve
@@ -59,7 +59,7 @@ class Family:
 
     @property
     def labels(self) -> dict[str, str]:
-        labels = {"family": self.family, "task": self.task, "project": "tiffin"}
+        labels = {"family": self.kind, "task": self.task, "project": "tiffin"}
         if self.tier:
             labels["tier"] = self.tier
         return labels
