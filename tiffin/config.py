@@ -26,6 +26,7 @@ class SettingsError(ValueError):
 
 
 ON, OFF = ("on", "true", "1", "yes"), ("off", "false", "0", "no")
+CUDA_GRAPH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)  # batch sizes with a captured graph each
 # TIFFIN_* names that belong to the tests and the bench, not to tiffin itself
 NOT_SETTINGS = ("TIFFIN_TEST_STORE", "TIFFIN_WRK_")
 log = logging.getLogger("tiffin")
@@ -54,7 +55,7 @@ def _number(kind: type, low: float | None = None, high: float | None = None) -> 
 
 
 def _port_or_off(name: str, raw: str) -> int | None:
-    if raw.strip().lower() in OFF:
+    if raw.strip().lower() in ("off", "false", "no"):  # not "0": a port number, refused below
         return None
     return _number(int, 1, 65535)(name, raw)
 
@@ -79,8 +80,8 @@ def _choice(*choices: str) -> Callable[[str, str], str]:
     return parse
 
 
-def _text(name: str, raw: str) -> str | None:
-    return raw.strip() or None
+def _text(name: str, raw: str) -> str:
+    return raw.strip()  # from_env passes no blank value
 
 
 def _env(name: str, parse: Callable[[str, str], Any], default: Any) -> Any:
@@ -119,7 +120,7 @@ class Settings:
     malloc_tuning: bool = _env("TIFFIN_MALLOC_TUNING", on_off, True)
     gc_freeze: bool = _env("TIFFIN_GC_FREEZE", on_off, True)
     cuda_graphs: bool = _env("TIFFIN_CUDA_GRAPHS", on_off, True)
-    cuda_graph_buckets: tuple[int, ...] = _env("TIFFIN_CUDA_GRAPH_BUCKETS", _buckets, (1, 2, 4, 8, 16, 32, 64, 128))
+    cuda_graph_buckets: tuple[int, ...] = _env("TIFFIN_CUDA_GRAPH_BUCKETS", _buckets, CUDA_GRAPH_BUCKETS)
     log_format: str = _env("TIFFIN_LOG_FORMAT", _choice("plain", "json"), "plain")
     # training
     train_threads: int | None = _env("TIFFIN_TRAIN_THREADS", _number(int, 1), None)

@@ -21,8 +21,9 @@ def main() -> str:
     run = Run(parse(__doc__, epochs=8), datasets.rotten_tomatoes())
     x, y = run.training_rows(600)
     x_test, y_test = (run.data.x_test[:400], run.data.y_test[:400]) if run.args.quick else (run.data.x_test, run.data.y_test)
+    encoder_dir = datasets.minilm_dir()
+    encoder = minilm.SentenceEncoder(encoder_dir)
     start = time.perf_counter()
-    encoder = minilm.SentenceEncoder(datasets.minilm_dir())
     # The encoder is frozen, so its embeddings are computed once, not every epoch.
     train_embeddings, test_embeddings = encoder.encode(x), encoder.encode(x_test)
     head = minilm.EmbeddingHead(encoder.dim, ARCH["hidden"], dropout=ARCH["dropout"])
@@ -37,7 +38,7 @@ def main() -> str:
         config=config | {"max_tokens": minilm.MAX_TOKENS},
         title="Rotten Tomatoes MiniLM + head",
         seconds_before=time.perf_counter() - start,
-        copy_dirs={ENCODER_DIR: datasets.minilm_dir()},
+        copy_dirs={ENCODER_DIR: encoder_dir},
     )
 
 

@@ -31,6 +31,7 @@ def test_one_reading_of_a_switch(raw, expected):
         ("TIFFIN_CASCADE_THRESHOLD", "1.5", "from 0.0 to 1.0"),
         ("TIFFIN_LOG_FORMAT", "jsno", "plain, json"),
         ("TIFFIN_FAST_PORT", "99999", "from 1 to 65535"),
+        ("TIFFIN_FAST_PORT", "0", "from 1 to 65535"),  # "off" turns the listener off, not 0
     ],
 )
 def test_a_typo_fails_naming_the_variable_and_what_it_takes(name, raw, accepted):

@@ -1,7 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW, MAX_TEXT_CHARS
+from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
+from tiffin.wire.limits import MAX_TEXT_CHARS
 from tiffin.wire.schemas import DemandFeatures, TextRequest
 
 

@@ -21,7 +21,7 @@ import torch
 
 from tiffin import config
 
-DEFAULT_BUCKETS = config.Settings().cuda_graph_buckets
+DEFAULT_BUCKETS = config.CUDA_GRAPH_BUCKETS
 
 
 def bucket_for(n: int, buckets: tuple[int, ...]) -> int:

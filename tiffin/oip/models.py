@@ -74,9 +74,11 @@ class Registry:
     @classmethod
     def of(cls, service: Any, instance: Any) -> Registry:
         """Every runner `service` depends on whose class names a `family` with a signature,
-        reached through `instance` (the running service)."""
+        reached through `instance` (the running service), in the order the service declares
+        them (BentoML lists its dependencies alphabetically)."""
         models = []
-        for attr, dep in service.dependencies.items():
+        declared = [attr for attr in vars(service.inner) if attr in service.dependencies]
+        for attr, dep in ((a, service.dependencies[a]) for a in declared):
             family = getattr(dep.on.inner, "family", None)
             if family is not None and family.signature is not None:
                 max_batch = min(api.max_batch_size for api in dep.on.apis.values())

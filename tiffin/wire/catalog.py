@@ -14,7 +14,6 @@ SENTIMENT_LABELS = ["rotten", "fresh"]
 # Tier "auto": the small model answers alone when at least this sure, else the large one
 # (TIFFIN_CASCADE_THRESHOLD on the server; a gRPC client runs the cascade itself).
 CASCADE_THRESHOLD = 0.8
-MAX_TEXT_CHARS = 5000
 EXAMPLE_TEXT = "A witty, warm and wonderfully acted film that earns every one of its laughs."
 
 # Bikeshare's spellings, as in the data set

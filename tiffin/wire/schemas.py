@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW, EXAMPLE_TEXT, MAX_TEXT_CHARS, MONTHS, WEATHER
+from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW, EXAMPLE_TEXT, MONTHS, WEATHER
+from tiffin.wire.limits import MAX_TEXT_CHARS
 
 Month = Literal[tuple(MONTHS)]  # type: ignore[valid-type]
 Weather = Literal[tuple(WEATHER)]  # type: ignore[valid-type]
