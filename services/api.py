@@ -5,7 +5,6 @@ Serve everything with `bentoml serve services.api:Tiffin` (what `make serve` run
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -19,11 +18,11 @@ from services.text_runner import TextLargeRunner, TextSmallRunner
 from tiffin.config import settings
 from tiffin.oip.models import Registry
 from tiffin.oip.rest import V2Root, build_app
-from tiffin.runtime import logs
+from tiffin.runtime import logs, uploads
 from tiffin.runtime.gc_pauses import FreezesStartupObjects
 from tiffin.runtime.guard import RequestGuard, Rule
 from tiffin.runtime.remote import RunnerBusy, ask
-from tiffin.wire.images import InvalidImage, decode_image
+from tiffin.wire.images import InvalidImage
 from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
 OIP_APP = build_app()
@@ -78,7 +77,7 @@ class Tiffin(FreezesStartupObjects):
     ) -> ImageResult:
         """Classify a garment picture into one of the ten Fashion-MNIST classes."""
         try:
-            pixels = await asyncio.to_thread(decode_image, image.read_bytes())
+            pixels = await uploads.decode(image.read_bytes())
         except InvalidImage as exc:
             return bad_input(str(exc))
         try:

@@ -26,6 +26,35 @@ def test_fashion_png_round_trip_is_exact(fashion_data):
     assert np.array_equal(images.decode_image(images.encode_png(pixels)), pixels)
 
 
+def test_a_28x28_upload_in_photo_style_is_inverted(fashion_data):
+    # the model-sized image skips padding and resizing; the inversion rule still applies
+    pixels = fashion_data.x_test[2]
+    assert np.array_equal(images.decode_image(images.encode_png(255 - pixels)), pixels)
+
+
+def test_rotated_upload_is_turned_upright():
+    upright = np.zeros((28, 28), dtype=np.uint8)
+    upright[2:12, 10:18] = 255  # a bright block near the top
+    exif = Image.Exif()
+    exif[0x0112] = 3  # EXIF orientation: stored upside down
+    stored = Image.fromarray(upright[::-1, ::-1].copy())
+    buf = io.BytesIO()
+    stored.save(buf, format="PNG", exif=exif.tobytes())
+    assert np.array_equal(images.decode_image(buf.getvalue()), upright)
+
+
+@pytest.mark.parametrize("side", [28, 300])
+def test_uploads_decode_as_decode_image_wherever_it_runs(fashion_data, side):
+    import asyncio
+
+    from tiffin.runtime import uploads
+
+    data = _encode(Image.fromarray(fashion_data.x_test[5]).resize((side, side)), "PNG")
+    assert np.array_equal(asyncio.run(uploads.decode(data)), images.decode_image(data))
+    with pytest.raises(images.InvalidImage, match="not a PNG or JPEG"):
+        asyncio.run(uploads.decode(b"plain text"))
+
+
 def test_photo_style_upload_is_inverted_resized_and_padded(fashion_data):
     pixels = fashion_data.x_test[2]  # a trouser: light garment on black
     # As a photo would show it: dark garment on white, colour, larger, not square, JPEG.

@@ -18,7 +18,6 @@ fast one (see `make bench`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -26,6 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tiffin.runtime import uploads
 from tiffin.runtime.asgi import BodyError, content_type, media_of, read_body
 from tiffin.runtime.batcher import Batcher, Overloaded
 from tiffin.runtime.http1 import Reply, Request
@@ -165,8 +165,8 @@ class HotPath:
                 return self.refuse(400, f"raw pixels must be {self.raw_bytes} bytes ({shown} uint8), got {len(body)}")
             pixels = body
         elif media in ("image/png", "image/jpeg") and grey28:
-            try:  # decoding a photo takes milliseconds: in a thread, so the loop keeps serving
-                pixels = (await asyncio.to_thread(images.decode_image, body)).tobytes()
+            try:
+                pixels = (await uploads.decode(body)).tobytes()
             except images.InvalidImage as exc:
                 return self.refuse(400, str(exc))
         else:
