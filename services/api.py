@@ -18,6 +18,8 @@ from services.text_runner import TextLargeRunner, TextSmallRunner
 from tiffin.config import settings
 from tiffin.oip.models import Registry
 from tiffin.oip.rest import V2Root, build_app
+from tiffin.playground import PlaygroundRoot
+from tiffin.playground import app as playground
 from tiffin.runtime import logs, uploads
 from tiffin.runtime.gc_pauses import FreezesStartupObjects
 from tiffin.runtime.guard import RequestGuard, Rule
@@ -75,7 +77,7 @@ class Tiffin(FreezesStartupObjects):
             Path, Field(description="a PNG or JPEG of a garment, any size, grey or colour (try services/examples/ankle-boot.png)")
         ],
     ) -> ImageResult:
-        """Classify a garment picture into one of the ten Fashion-MNIST classes."""
+        """Classify a garment picture into one of the ten Fashion-MNIST classes. Try it in the [playground](./playground/)."""
         try:
             pixels = await uploads.decode(image.read_bytes())
         except InvalidImage as exc:
@@ -88,7 +90,7 @@ class Tiffin(FreezesStartupObjects):
 
     @bentoml.api(route="/classify_text", input_spec=TextRequest)
     async def classify_text(self, text: str, tier: str = "small") -> TextResult:
-        """Say whether a movie-review snippet is fresh (positive) or rotten (negative)."""
+        """Say whether a movie-review snippet is fresh (positive) or rotten (negative). Try it in the [playground](./playground/)."""
         if not text.strip():
             return bad_input("text is blank; send a review snippet with some words in it")
         runner = self.text_large if tier == "large" else self.text_small
@@ -111,7 +113,8 @@ class Tiffin(FreezesStartupObjects):
 
     @bentoml.api(route="/predict_demand", input_spec=DemandFeatures)
     async def predict_demand(self, **features) -> DemandResult:
-        """Predict how many bikes will be rented in one hour of the given calendar and weather."""
+        """Predict how many bikes will be rented in one hour of the given calendar and weather. Try it in the
+        [playground](./playground/)."""
         try:
             [answer] = await ask(self.demand_runner.to_async.predict, [features])
         except RunnerBusy as exc:
@@ -120,7 +123,9 @@ class Tiffin(FreezesStartupObjects):
 
 
 Tiffin.mount_asgi_app(OIP_APP, path="/v2")
+Tiffin.mount_asgi_app(playground, path="/playground")
 Tiffin.add_asgi_middleware(V2Root)
+Tiffin.add_asgi_middleware(PlaygroundRoot)
 Tiffin.add_asgi_middleware(
     RequestGuard,
     rules={

@@ -65,6 +65,8 @@ def test_bento_files(built, name):
     assert not [f for f in files if f.startswith(("src/tests/", "src/bench/", "src/train/", "src/build/", "src/.venv/"))]
     assert not [f for f in files if "__pycache__" in f or f.endswith((".pt", ".pth", ".pkl", ".pyc"))]
     assert "src/services/api.py" in files and "src/tiffin/families/fashion.py" in files
+    if name == "all":  # the API serves the playground page from these
+        assert {"src/tiffin/playground/static/index.html", "src/tiffin/playground/static/app.js"} <= files
     pinned = (root / "env/python/requirements.txt").read_text()
     for pin in requirements.pins():
         assert pin in pinned
