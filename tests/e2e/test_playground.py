@@ -5,6 +5,7 @@ error or failed request fails the test. Screenshots go to build/playground/."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -126,6 +127,17 @@ def test_the_playground_answers_every_model_without_a_browser_error(server, brow
     shown = browser.find_element(By.ID, "image-result").text
     assert f"model {expected['model']}" in shown and "latency" in shown and "batch of" in shown
     browser.save_screenshot(str(SHOTS / "02-image.png"))
+
+    # the same file dropped on the drop zone (a drag from the desktop, as the page receives it)
+    browser.execute_script("document.getElementById('image-result').replaceChildren()")
+    browser.execute_script(
+        """const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+        document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));""",
+        base64.b64encode(png.read_bytes()).decode(),
+    )
+    assert wait_text(browser, "image-label") == expected["label"]
 
     # a sketch on the canvas gets an answer too
     sketch = browser.find_element(By.ID, "sketch")

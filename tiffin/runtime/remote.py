@@ -6,6 +6,12 @@ closes the old one at once, which kills every request still in flight on it
 ("Server disconnected"): under 16+ concurrent requests a few percent fail. We keep the
 refresh but close the old session only after the client timeout, when nothing can still
 be using it. Remove this once BentoML closes sessions gracefully.
+
+Its sessions also keep idle connections for aiohttp's 15 s while each runner's uvicorn
+closes them after 5 s (BentoML starts dependency workers with uvicorn's default), so after a
+pause every pooled connection can be stale at once: one retry was not always enough (a 500
+in CI after a 13 s pause). Our sessions drop idle connections after CLIENT_KEEPALIVE_S, before
+the server does.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from typing import Any
 import aiohttp
 
 log = logging.getLogger("tiffin")
+# below uvicorn's 5 s keep-alive, the runner side of every connection
+CLIENT_KEEPALIVE_S = 4.0
 
 
 def _patch_session_refresh() -> None:
@@ -37,6 +45,9 @@ def _patch_session_refresh() -> None:
         if self._session is None or self._should_refresh():
             old = self._session
             self._session = self._make_client()
+            connector = self._session.connector
+            if getattr(connector, "_keepalive_timeout", None) is not None:  # aiohttp's own idle bound
+                connector._keepalive_timeout = CLIENT_KEEPALIVE_S
             self._created_at = time.monotonic()
             self._request_count = 0
             if old is not None:
