@@ -26,7 +26,7 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
-# read once: three small files, served unchanged for the life of the process
+# read once: a few small files, served unchanged for the life of the process
 PAGES = {route: ((STATIC / name).read_bytes(), media) for route, (name, media) in FILES.items()}
 
 
