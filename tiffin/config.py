@@ -142,7 +142,10 @@ class Settings:
 
 def env_name(setting: str) -> str:
     """The variable behind a field: env_name("image_model") -> "TIFFIN_IMAGE_MODEL"."""
-    return next(f.metadata["env"] for f in dataclasses.fields(Settings) if f.name == setting)
+    for f in dataclasses.fields(Settings):
+        if f.name == setting:
+            return f.metadata["env"]
+    raise KeyError(f"{setting!r} is not a field of tiffin.config.Settings")
 
 
 @functools.cache

@@ -77,8 +77,8 @@ class Registry:
         reached through `instance` (the running service), in the order the service declares
         them (BentoML lists its dependencies alphabetically)."""
         models = []
-        declared = [attr for attr in vars(service.inner) if attr in service.dependencies]
-        for attr, dep in ((a, service.dependencies[a]) for a in declared):
+        for attr in (a for a in vars(service.inner) if a in service.dependencies):
+            dep = service.dependencies[attr]
             family = getattr(dep.on.inner, "family", None)
             if family is not None and family.signature is not None:
                 max_batch = min(api.max_batch_size for api in dep.on.apis.values())
