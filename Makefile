@@ -101,8 +101,9 @@ containerize: install base-image $(TORCH_WHEEL)
 	$(BENTOML) build -f bentos/container/tiffin-cpu.yaml .
 	$(BENTOML) containerize --backend $(CONTAINER_BACKEND) tiffin-cpu:latest -t $(CONTAINER_IMAGE)
 
-# BentoCloud: needs `bentoml cloud login` first; deploys the newest tiffin bento.
-BENTO ?= tiffin:latest
+# BentoCloud: needs `bentoml cloud login` first; deploys the newest gateway bento, whose
+# runner services BentoCloud scales one by one.
+BENTO ?= tiffin-gateway:latest
 deploy: install
 	$(BENTOML) deploy $(BENTO) -f bentos/deploy/bentocloud.yaml
 

@@ -1,74 +1,85 @@
-"""The public API: typed endpoints that validate input and compose the model runners.
-
-Serve everything with `bentoml serve services.api:Tiffin` (what `make serve` runs).
+"""The all-in-one API: every model in this one process, each behind one continuous batcher
+that its typed route, the OIP (REST and gRPC) and the image hot path share; no request
+crosses a process boundary. Serve it with `bentoml serve services.api:Tiffin` (what
+`make serve` runs). The same routes over runner services deployed apart: services/gateway.py.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import bentoml
+import torch
 from pydantic import Field
-from starlette.responses import JSONResponse
 
-from services.demand_runner import DemandRunner
-from services.image_runner import ImageRunner
-from services.text_runner import TextLargeRunner, TextSmallRunner
+from services.public import OIP_APP, mount
+from tiffin import store
 from tiffin.config import settings
+from tiffin.endpoints import Endpoints
+from tiffin.families import bikeshare, fashion, minilm, textcnn
 from tiffin.oip.models import Registry
-from tiffin.oip.rest import V2Root, build_app
-from tiffin.playground import PlaygroundRoot
-from tiffin.playground import app as playground
-from tiffin.runtime import logs, uploads
+from tiffin.runtime import frontdoor, logs, malloc
+from tiffin.runtime.backends import InProcess
 from tiffin.runtime.gc_pauses import FreezesStartupObjects
-from tiffin.runtime.guard import RequestGuard, Rule
-from tiffin.runtime.remote import RunnerBusy, ask
-from tiffin.wire.images import InvalidImage
+from tiffin.runtime.hotpath import MAX_BODY, HotPath
+from tiffin.runtime.http1 import Listener
+from tiffin.runtime.layout import gil_switch_seconds, image_max_batch, shared_process_threads, shared_workers
 from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
-OIP_APP = build_app()
+HOT_PATH = HotPath()
 
 
-def top(answer: dict) -> str:
-    probs = answer["probabilities"]
-    return max(probs, key=probs.__getitem__)
-
-
-def bad_input(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def busy(exc: RunnerBusy) -> JSONResponse:
-    return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
-
-
-@bentoml.service(name="tiffin", workers=1, traffic={"timeout": 60, "max_concurrency": 512})
+@bentoml.service(name="tiffin", workers=shared_workers(store.pick_device()), traffic={"timeout": 60})
 class Tiffin(FreezesStartupObjects):
-    image_runner = bentoml.depends(ImageRunner)
-    text_small = bentoml.depends(TextSmallRunner)
-    text_large = bentoml.depends(TextLargeRunner)
-    demand_runner = bentoml.depends(DemandRunner)
+    image_model = bentoml.models.BentoModel(fashion.FAMILY.tag)
+    text_small_model = bentoml.models.BentoModel(textcnn.FAMILY.tag)
+    text_large_model = bentoml.models.BentoModel(minilm.FAMILY.tag)
+    demand_model = bentoml.models.BentoModel(bikeshare.FAMILY.tag)
 
     def __init__(self) -> None:
         logs.configure()
-        self.oip = Registry.of(Tiffin, self)  # every runner above, by its family's OIP signature
+        malloc.keep_batch_buffers()  # before the models allocate anything
+        device = store.pick_device()
+        threads, torch_threads = shared_process_threads(device)
+        torch.set_num_threads(torch_threads)
+        sys.setswitchinterval(gil_switch_seconds())
+        self.endpoints = Endpoints(
+            image=InProcess.load(fashion.FAMILY, self.image_model, device, threads=threads, max_batch=image_max_batch(device)),
+            text_small=InProcess.load(textcnn.FAMILY, self.text_small_model, device, threads=threads),
+            text_large=InProcess.load(minilm.FAMILY, self.text_large_model, device, threads=threads),
+            demand=InProcess.load(bikeshare.FAMILY, self.demand_model, device),
+        )
+        frontdoor.attach(self.endpoints)
+        HOT_PATH.attach(self.endpoints.image)
+        self.oip = Registry(self.endpoints.backends)
         OIP_APP.state.registry = self.oip
+        config = settings()
+        self.listener = (
+            None
+            if config.fast_port is None
+            else Listener(HOT_PATH.handle, HOT_PATH.refuse, config.fast_host, config.fast_port, max_body=MAX_BODY)
+        )
         self._grpc = None
 
     @bentoml.on_startup
-    async def start_grpc(self) -> None:
+    async def start_listeners(self) -> None:
         # Imported here: the generated protobuf module registers the `inference` package
         # globally, which clashes with other OIP clients (tritonclient) imported beside
         # this module, e.g. in tests or tools that only read the service definition.
         from tiffin.oip import grpc_server
 
         self._grpc = await grpc_server.start(self.oip, settings().grpc_host, settings().grpc_port)
+        if self.listener is not None:
+            await self.listener.start()
 
     @bentoml.on_shutdown
-    async def stop_grpc(self) -> None:
+    async def stop_listeners(self) -> None:
         if self._grpc is not None:
             await self._grpc.stop(grace=5)
+        if self.listener is not None:
+            await self.listener.stop()
 
     @bentoml.api(route="/classify_image")
     async def classify_image(
@@ -78,59 +89,20 @@ class Tiffin(FreezesStartupObjects):
         ],
     ) -> ImageResult:
         """Classify a garment picture into one of the ten Fashion-MNIST classes. Try it in the [playground](./playground/)."""
-        try:
-            pixels = await uploads.decode(image.read_bytes())
-        except InvalidImage as exc:
-            return bad_input(str(exc))
-        try:
-            [answer] = await ask(self.image_runner.to_async.classify, pixels[None])
-        except RunnerBusy as exc:
-            return busy(exc)
-        return ImageResult(label=top(answer), **answer)
+        return await frontdoor.typed(self.endpoints.classify_image(image.read_bytes()), ImageResult)
 
     @bentoml.api(route="/classify_text", input_spec=TextRequest)
     async def classify_text(self, text: str, tier: str = "small") -> TextResult:
         """Say whether a movie-review snippet is fresh (positive) or rotten (negative). Try it in the [playground](./playground/)."""
-        if not text.strip():
-            return bad_input("text is blank; send a review snippet with some words in it")
-        runner = self.text_large if tier == "large" else self.text_small
-        answered = "large" if tier == "large" else "small"
-        try:
-            [answer] = await ask(runner.to_async.classify, [text])
-            if tier == "auto" and answer["probabilities"][top(answer)] < settings().cascade_threshold:
-                [answer] = await ask(self.text_large.to_async.classify, [text])
-                answered = "large"
-        except RunnerBusy as exc:
-            return busy(exc)
-        label = top(answer)
-        return TextResult(
-            label=label,
-            probability=answer["probabilities"][label],
-            model=answer["model"],
-            tier=answered,
-            batch_size=answer["batch_size"],
-        )
+        return await frontdoor.typed(self.endpoints.classify_text(text, tier), TextResult)
 
     @bentoml.api(route="/predict_demand", input_spec=DemandFeatures)
     async def predict_demand(self, **features) -> DemandResult:
         """Predict how many bikes will be rented in one hour of the given calendar and weather. Try it in the
         [playground](./playground/)."""
-        try:
-            [answer] = await ask(self.demand_runner.to_async.predict, [features])
-        except RunnerBusy as exc:
-            return busy(exc)
-        return DemandResult(**answer)
+        return await frontdoor.typed(self.endpoints.predict_demand(features), DemandResult)
 
 
-Tiffin.mount_asgi_app(OIP_APP, path="/v2")
-Tiffin.mount_asgi_app(playground, path="/playground")
-Tiffin.add_asgi_middleware(V2Root)
-Tiffin.add_asgi_middleware(PlaygroundRoot)
-Tiffin.add_asgi_middleware(
-    RequestGuard,
-    rules={
-        "/classify_image": Rule("multipart/form-data", settings().max_image_bytes, form_fields=frozenset({"image"})),
-        "/classify_text": Rule("application/json", settings().max_json_bytes),
-        "/predict_demand": Rule("application/json", settings().max_json_bytes),
-    },
-)
+mount(Tiffin)
+Tiffin.mount_asgi_app(HOT_PATH, path="/fast")
+frontdoor.install(Tiffin, {"/v2": OIP_APP, "/fast": HOT_PATH})

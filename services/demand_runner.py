@@ -1,12 +1,14 @@
-"""Bike-share demand runner: batches feature rows and runs the MLP."""
+"""Bike-share demand runner: the typed `/predict_demand`, and `/predict` for the gateway."""
 
 from __future__ import annotations
 
 import bentoml
 
+from tiffin.endpoints import Endpoints
 from tiffin.families import bikeshare
+from tiffin.runtime import frontdoor
 from tiffin.runtime.runner import ModelRunner
-from tiffin.wire.schemas import DemandFeatures
+from tiffin.wire.schemas import DemandFeatures, DemandResult
 
 
 @bentoml.service(name="tiffin-demand", workers=1, traffic={"timeout": 30})
@@ -14,10 +16,20 @@ class DemandRunner(ModelRunner):
     family = bikeshare.FAMILY
     model_ref = bentoml.models.BentoModel(family.tag)
 
-    # The MLP is microseconds per row: large batches cost nothing, so take up to 256.
-    @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=1000)
-    def predict(self, rows: list[DemandFeatures]) -> list[dict]:
+    def __init__(self) -> None:
+        super().__init__()
+        self.endpoints = Endpoints(demand=self.backend)
+        frontdoor.attach(self.endpoints)
+
+    @bentoml.api(route="/predict_demand", input_spec=DemandFeatures)
+    async def predict_demand(self, **features) -> DemandResult:
+        return await frontdoor.typed(self.endpoints.predict_demand(features), DemandResult)
+
+    @bentoml.api
+    async def predict(self, rows: list[DemandFeatures]) -> list[dict]:
         # Typed rows: each request is checked before it joins a batch, where a bad row would
         # fail every request batched with it.
-        counts = self.predictor([row.model_dump() for row in rows])
-        return [{"bikers": float(c), "model": self.tag, "batch_size": len(counts)} for c in counts]
+        return await self.run([row.model_dump() for row in rows])
+
+
+frontdoor.install(DemandRunner)

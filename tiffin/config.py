@@ -101,6 +101,8 @@ class Settings:
     cascade_threshold: float = _env("TIFFIN_CASCADE_THRESHOLD", _number(float, 0.0, 1.0), catalog.CASCADE_THRESHOLD)
     max_image_bytes: int = _env("TIFFIN_MAX_IMAGE_BYTES", _number(int, 1), limits.MAX_IMAGE_BYTES)
     max_json_bytes: int = _env("TIFFIN_MAX_JSON_BYTES", _number(int, 1), limits.MAX_JSON_BYTES)
+    # off: the typed routes and /v2 go through BentoML's own request path (tiffin/runtime/frontdoor.py)
+    front_door: bool = _env("TIFFIN_FRONT_DOOR", on_off, True)
     grpc_host: str = _env("TIFFIN_GRPC_HOST", _text, "0.0.0.0")
     grpc_port: int = _env("TIFFIN_GRPC_PORT", _number(int, 1, 65535), limits.GRPC_PORT)
     # the image hot path
@@ -113,6 +115,7 @@ class Settings:
     # how the image runner lays itself out (tiffin/runtime/layout.py); None: worked out
     cpu_cores: int | None = _env("TIFFIN_CPU_CORES", _number(int, 1), None)
     image_workers: int | None = _env("TIFFIN_IMAGE_WORKERS", _number(int, 1), None)
+    api_workers: int | None = _env("TIFFIN_API_WORKERS", _number(int, 1), None)  # the all-in-one API's
     hot_model_threads: int | None = _env("TIFFIN_HOT_MODEL_THREADS", _number(int, 1), None)
     torch_threads: int | None = _env("TIFFIN_TORCH_THREADS", _number(int, 1), None)
     gil_switch_ms: float = _env("TIFFIN_GIL_SWITCH_MS", _number(float, 0.001), 0.1)

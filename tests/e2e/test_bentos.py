@@ -40,8 +40,14 @@ def _models(bento: bentoml.Bento) -> set[str]:
 def test_all_in_one_bento_pins_every_model_by_exact_tag(built):
     latest = {str(bentoml.models.get(f"{s.name}:latest").tag) for s in families.TRAINED}
     assert _models(built["all"]) == latest
-    assert {s.name for s in built["all"].info.services} == {
-        "tiffin",
+    assert {s.name for s in built["all"].info.services} == {"tiffin"}  # every model in-process
+
+
+def test_gateway_bento_composes_the_four_runner_services(built):
+    latest = {str(bentoml.models.get(f"{s.name}:latest").tag) for s in families.TRAINED}
+    assert _models(built["gateway"]) == latest
+    assert {s.name for s in built["gateway"].info.services} == {
+        "tiffin-gateway",
         "tiffin-image",
         "tiffin-text-small",
         "tiffin-text-large",
@@ -57,7 +63,7 @@ def test_each_service_bento_carries_only_its_model(built, name, spec):
     assert _models(built[name]) == {str(bentoml.models.get(f"{spec.name}:latest").tag)}
 
 
-@pytest.mark.parametrize("name", ["all", "image"])
+@pytest.mark.parametrize("name", ["all", "gateway", "image"])
 def test_bento_files(built, name):
     root = Path(built[name].path)
     files = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
@@ -65,7 +71,7 @@ def test_bento_files(built, name):
     assert not [f for f in files if f.startswith(("src/tests/", "src/bench/", "src/train/", "src/build/", "src/.venv/"))]
     assert not [f for f in files if "__pycache__" in f or f.endswith((".pt", ".pth", ".pkl", ".pyc"))]
     assert "src/services/api.py" in files and "src/tiffin/families/fashion.py" in files
-    if name == "all":  # the API serves the playground page from these
+    if name in ("all", "gateway"):  # the API serves the playground page from these
         assert {"src/tiffin/playground/static/index.html", "src/tiffin/playground/static/app.js"} <= files
     pinned = (root / "env/python/requirements.txt").read_text()
     for pin in requirements.pins():

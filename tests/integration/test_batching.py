@@ -1,10 +1,12 @@
-"""Concurrent single-item requests are batched by the runners' adaptive batchers."""
+"""Concurrent single-item requests are batched by each model's batcher."""
 
 import asyncio
 
+import bentoml
 import httpx
 import pytest
 
+from tiffin import families
 from tiffin.wire import images
 from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
 from train import datasets
@@ -55,7 +57,31 @@ def test_demand_rows_are_batched(server):
     assert max(sizes) > 1, sizes
 
 
-def test_batch_size_metric_is_exported(server):
-    # BentoML's own histogram of adaptive batch sizes, observed by the runner processes.
+def test_batch_metrics_are_exported_per_model_version(server):
+    """Counted once per batch on the model threads, labelled by model and exact version: a
+    burst at every model gives more requests than batches."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    png = images.encode_png(datasets.fashion_mnist().x_test[0])
+    calls = [
+        lambda c, i: c.post("/classify_image", files={"image": ("i.png", png, "image/png")}),
+        lambda c, i: c.post("/classify_text", json={"text": f"film {i}", "tier": "small"}),
+        lambda c, i: c.post("/classify_text", json={"text": f"film {i}", "tier": "large"}),
+        lambda c, i: c.post("/predict_demand", json={**EXAMPLE_DEMAND_ROW, "hr": i % 24}),
+    ]
+    for call in calls:
+        _batches(asyncio.run(_burst(server.url, call)))
+
     text = httpx.get(server.url + "/metrics", timeout=10).text
-    assert "bentoml_service_adaptive_batch_size" in text
+    samples = {
+        (s.name, s.labels.get("model"), s.labels.get("version")): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name.startswith("tiffin_model_")
+    }
+    for spec in families.TRAINED:
+        version = bentoml.models.get(spec.tag).tag.version
+        count = samples[("tiffin_model_batch_size_count", spec.name, version)]
+        total = samples[("tiffin_model_batch_size_sum", spec.name, version)]
+        assert 1 <= count < total, (spec.name, count, total)
+        assert samples[("tiffin_model_batch_seconds_count", spec.name, version)] == count

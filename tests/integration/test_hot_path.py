@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import re
 
 import aiohttp
 import httpx
@@ -31,9 +30,17 @@ def runner(server):  # after the main server fixture, so TIFFIN_*_MODEL pins are
         yield srv
 
 
-def metric(url: str, line: str) -> float:
-    found = re.search(rf"^{re.escape(line)} ([0-9.e+]+)$", httpx.get(url + "/metrics").text, re.M)
-    return float(found.group(1)) if found else 0.0
+def metric(url: str, name: str, **labels: str) -> float:
+    """The sum of the `name` samples whose labels include `labels` (over every worker)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(url + "/metrics").text
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 async def closed_loop(url: str, body: bytes, clients: int, each: int) -> list[tuple[int, dict, dict]]:
@@ -118,7 +125,7 @@ def test_a_bad_request_never_fails_its_batch_mates(runner):
 
 def test_burst_past_the_bound_gets_503_with_retry_after_then_recovers(runner):
     raw = datasets.fashion_mnist().x_test[0].tobytes()
-    busy_before = metric(runner.url, 'tiffin_hot_path_requests_total{outcome="busy"}')
+    busy_before = metric(runner.url, "tiffin_model_requests_total", model="fashion-cnn", outcome="busy")
     answers = asyncio.run(closed_loop(runner.fast_url + "/classify", raw, clients=64, each=1))
     codes = collections.Counter(status for status, _, _ in answers)
     assert set(codes) <= {200, 503} and codes[200] > 0, codes
@@ -127,7 +134,7 @@ def test_burst_past_the_bound_gets_503_with_retry_after_then_recovers(runner):
         if status == 503:
             assert int(headers["Retry-After"]) >= 1 and "queued" in body["error"]
     assert max(body["batch_size"] for status, _, body in answers if status == 200) > 1
-    assert metric(runner.url, 'tiffin_hot_path_requests_total{outcome="busy"}') - busy_before == codes[503]
+    assert metric(runner.url, "tiffin_model_requests_total", model="fashion-cnn", outcome="busy") - busy_before == codes[503]
     # load gone: a lone request is answered at once
     assert httpx.post(runner.fast_url + "/classify", content=raw, headers=RAW).status_code == 200
 
@@ -144,9 +151,9 @@ def test_512_clients_queue_and_all_succeed_in_full_batches(server):
         assert max(sizes) == 64 and np.median(sizes) >= 32, collections.Counter(sizes)
         # metrics are counted per batch, and add up to the requests answered: a batch of b
         # answers b requests, so the answers' 1/b add up to the number of batches
-        ok = metric(srv.url, 'tiffin_hot_path_requests_total{outcome="ok"}')
-        batches = metric(srv.url, "tiffin_hot_path_batch_size_count")
-        assert ok == 1536 and metric(srv.url, "tiffin_hot_path_batch_size_sum") == 1536
+        ok = metric(srv.url, "tiffin_model_requests_total", model="fashion-cnn", outcome="ok")
+        batches = metric(srv.url, "tiffin_model_batch_size_count", model="fashion-cnn")
+        assert ok == 1536 and metric(srv.url, "tiffin_model_batch_size_sum", model="fashion-cnn") == 1536
         assert batches == round(sum(1 / size for size in sizes)), batches
         [(status, _, body)] = asyncio.run(closed_loop(url, raw, clients=1, each=1))
         assert status == 200 and body["batch_size"] == 1

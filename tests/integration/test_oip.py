@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from tiffin import families
+from tiffin.deploy.serve import Server
 from tiffin.families import bikeshare, fashion, minilm, textcnn
 from tiffin.families.bikeshare import FEATURES
 from train import datasets
@@ -77,6 +78,24 @@ def test_every_model_is_ready_with_its_real_signature(triton, name):
     else:
         assert set(inputs) == set(FEATURES) and inputs["mnth"] == "BYTES" and inputs["hr"] == "INT64"
     assert outputs == expected[1]
+
+
+@pytest.mark.parametrize("name", SERVED)
+def test_model_configuration_in_tritons_form(triton, name):
+    """What perf_analyzer asks for first (REST GET .../config, gRPC ModelConfig): Triton's field
+    names, the batch dimension as max_batch_size, the same tensors as the metadata."""
+    config = triton.get_model_config(name) if triton.protocol == "http" else triton.get_model_config(name, as_json=True)
+    config = config.get("config", config)  # gRPC's JSON wraps it in the response message
+    meta = triton.get_model_metadata(name) if triton.protocol == "http" else triton.get_model_metadata(name, as_json=True)
+    assert config["name"] == name and int(config["max_batch_size"]) == 256
+    for kind, key in (("input", "inputs"), ("output", "outputs")):
+        for tensor, described in zip(config[kind], meta[key], strict=True):
+            assert tensor["name"] == described["name"]
+            assert tensor["data_type"] == ("TYPE_STRING" if described["datatype"] == "BYTES" else "TYPE_" + described["datatype"])
+            rest = [int(d) for d in described["shape"][1:]]
+            assert [int(d) for d in tensor["dims"]] == (rest or [1])
+    with pytest.raises(InferenceServerException, match="unknown model"):
+        triton.get_model_config("no-such-model")
 
 
 def test_image_as_uint8_pixels_matches_the_model(triton):
@@ -196,12 +215,14 @@ def test_grpc_health_and_reflection(server):
 
 
 def test_grpc_and_http_requests_share_batches(server):
-    """A typed HTTP request sent while gRPC requests are in flight lands in one batch with them."""
+    """A typed HTTP request sent while gRPC requests are in flight lands in one batch with them
+    (in one worker: each worker process has its own batchers, and the kernel, not we, picks
+    the worker a connection lands in)."""
     texts = np.array([b"a film"], dtype=object)
 
-    async def run() -> int:
-        client = triton_grpc_aio.InferenceServerClient(server.grpc_target)
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+    async def run(one: Server) -> int:
+        client = triton_grpc_aio.InferenceServerClient(one.grpc_target)
+        async with httpx.AsyncClient(base_url=one.url, timeout=60) as http:
             best = 1
             # the one typed request is sent a little after the gRPC burst starts, so it
             # lands while gRPC requests are queued at the runner
@@ -218,7 +239,8 @@ def test_grpc_and_http_requests_share_batches(server):
         await client.close()
         return best
 
-    assert asyncio.run(run()) > 1
+    with Server(env={"TIFFIN_API_WORKERS": "1"}) as one:
+        assert asyncio.run(run(one)) > 1
 
 
 def test_sustained_concurrency_has_no_errors(server):

@@ -38,12 +38,12 @@ def test_bentocloud_config_matches_bentoml_schema(model_store):  # importing the
     from bentoml._internal.cloud.schemas.utils import cloud_converter
 
     config = yaml.safe_load((ROOT / "bentos/deploy/bentocloud.yaml").read_text())
-    schema = cloud_converter.structure({**config, "bento": "tiffin:latest"}, CreateDeploymentSchema)
+    schema = cloud_converter.structure({**config, "bento": "tiffin-gateway:latest"}, CreateDeploymentSchema)
     assert _unknown_keys(config, CreateDeploymentSchema) == []
 
-    from services.api import Tiffin
+    from services.gateway import Gateway
 
-    served = {svc.name for svc in Tiffin.all_services().values()}
+    served = {svc.name for svc in Gateway.all_services().values()}
     assert set(schema.services) == served
     for name, svc in schema.services.items():
         assert svc.scaling.min_replicas == 0, f"{name} should scale to zero"
@@ -57,8 +57,8 @@ def test_a_typo_in_the_bentocloud_config_is_caught():
     from bentoml._internal.cloud.schemas.schemasv2 import CreateDeploymentSchema
 
     config = yaml.safe_load((ROOT / "bentos/deploy/bentocloud.yaml").read_text())
-    config["services"]["tiffin"]["scaling"]["min_replica"] = 0
-    assert _unknown_keys(config, CreateDeploymentSchema) == ["services.tiffin.scaling.min_replica"]
+    config["services"]["tiffin-gateway"]["scaling"]["min_replica"] = 0
+    assert _unknown_keys(config, CreateDeploymentSchema) == ["services.tiffin-gateway.scaling.min_replica"]
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,9 @@ class Family:
     setting: str = ""  # the field of tiffin.config.Settings that names the tag to serve
     train: str = ""  # `python -m <train>` trains it; "" for models made elsewhere (bench/)
     signature: Signature | None = None  # how it is called over the OIP; None: not served there
+    # The most items one forward pass takes when served: where the model's throughput stops
+    # growing on our 2 CPU cores (`make bench`), so larger batches would only add latency.
+    max_batch: int = 64
 
     @property
     def tag(self) -> str:

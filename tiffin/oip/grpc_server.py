@@ -54,6 +54,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]],
         )
 
+    async def ModelConfig(self, request, context):
+        from google.protobuf import json_format
+
+        model = await self._model(context, request.name, request.version)
+        return pb.ModelConfigResponse(config=json_format.ParseDict(model.config(), pb.ModelConfig()))
+
     async def ModelInfer(self, request, context):
         model = await self._model(context, request.model_name, request.model_version)
         try:

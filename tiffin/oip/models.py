@@ -1,6 +1,7 @@
-"""The models served over the Open Inference Protocol: one per runner the API service depends
-on, described by its family's `Signature`, and called through the same runners the typed API
-uses (so OIP and typed requests are batched together)."""
+"""The models served over the Open Inference Protocol: one per backend of the service (the
+models it serves, in this process or in runner services), described by its family's
+`Signature`, and called through the same backends the typed API uses (so OIP and typed
+requests are batched together)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,16 @@ from typing import Any
 import numpy as np
 
 from tiffin.families import Family
-from tiffin.families.signature import OIPError, Signature
-from tiffin.runtime.remote import RunnerBusy, ask
+from tiffin.families.signature import OIPError, Signature, TensorSpec
+from tiffin.runtime.backends import Backend
+from tiffin.runtime.batcher import Overloaded
 from tiffin.wire.limits import MAX_OIP_ITEMS
 
 
 @dataclass
 class OIPModel:
     family: Family
-    runner: Any  # the API service's handle on the runner that serves the family
-    max_batch: int = MAX_OIP_ITEMS  # the largest call the runner's API accepts
+    backend: Backend  # the model, in this process or in a runner service
 
     @property
     def name(self) -> str:
@@ -39,6 +40,28 @@ class OIPModel:
             "outputs": [t.as_dict() for t in self.signature.outputs],
         }
 
+    def config(self) -> dict[str, Any]:
+        """The model configuration in Triton's form (what `GET .../config` and gRPC ModelConfig
+        answer; perf_analyzer reads it before it sends anything): the batch dimension is
+        Triton's `max_batch_size` (the most items one request may hold), so `dims` leave it out;
+        a tensor with no other dimension is Triton's `dims: [1]` reshaped to `[]`."""
+
+        def tensor(spec: TensorSpec) -> dict[str, Any]:
+            rest = spec.shape[1:]
+            out = {"name": spec.name, "data_type": "TYPE_STRING" if spec.datatype == "BYTES" else f"TYPE_{spec.datatype}"}
+            return {**out, "dims": rest} if rest else {**out, "dims": [1], "reshape": {"shape": []}}
+
+        return {
+            "name": self.name,
+            "platform": "pytorch_bentoml",
+            "backend": "tiffin",
+            "max_batch_size": MAX_OIP_ITEMS,
+            "input": [tensor(t) for t in self.signature.inputs],
+            "output": [tensor(t) for t in self.signature.outputs],
+            # continuous batching: up to the family's batch, no wait for one to fill
+            "dynamic_batching": {"preferred_batch_size": [self.backend.max_batch], "max_queue_delay_microseconds": 0},
+        }
+
     async def infer(self, inputs: dict[str, np.ndarray], wanted: list[str] | None) -> dict[str, np.ndarray]:
         sig = self.signature
         expected = {t.name for t in sig.inputs}
@@ -52,13 +75,9 @@ class OIPModel:
             raise OIPError("the request holds no items")
         if len(batch) > MAX_OIP_ITEMS:
             raise OIPError(f"{len(batch)} items in one request; at most {MAX_OIP_ITEMS}")
-        # A runner refuses a call larger than its max_batch_size: send chunks of at most
-        # that many, together, and let its batcher combine them with other requests.
-        call = getattr(self.runner.to_async, sig.method)
-        chunks = [batch[i : i + self.max_batch] for i in range(0, len(batch), self.max_batch)]
         try:
-            answers = [a for part in await asyncio.gather(*(ask(call, c) for c in chunks)) for a in part]
-        except RunnerBusy as exc:
+            answers = await self.backend.predict(list(batch))
+        except Overloaded as exc:
             raise OIPError(str(exc), 503, "UNAVAILABLE") from None
         out = sig.answer(answers)
         return {k: v for k, v in out.items() if not wanted or k in wanted}
@@ -67,30 +86,11 @@ class OIPModel:
 class Registry:
     """Looks models up by name (and version) and knows each one's served version."""
 
-    def __init__(self, models: list[OIPModel]):
-        self.models = {m.name: m for m in models}
-        self._versions: dict[str, str] = {}
-
-    @classmethod
-    def of(cls, service: Any, instance: Any) -> Registry:
-        """Every runner `service` depends on whose class names a `family` with a signature,
-        reached through `instance` (the running service), in the order the service declares
-        them (BentoML lists its dependencies alphabetically)."""
-        models = []
-        for attr in (a for a in vars(service.inner) if a in service.dependencies):
-            dep = service.dependencies[attr]
-            family = getattr(dep.on.inner, "family", None)
-            if family is not None and family.signature is not None:
-                max_batch = min(api.max_batch_size for api in dep.on.apis.values())
-                models.append(OIPModel(family, getattr(instance, attr), max_batch))
-        return cls(models)
+    def __init__(self, backends: list[Backend]):
+        self.models = {b.family.name: OIPModel(b.family, b) for b in backends if b.family.signature is not None}
 
     def version(self, name: str) -> str:
-        if name not in self._versions:
-            import bentoml
-
-            self._versions[name] = bentoml.models.get(self.models[name].family.tag).tag.version
-        return self._versions[name]
+        return self.models[name].backend.version
 
     def get(self, name: str, version: str = "") -> OIPModel:
         model = self.models.get(name)
@@ -101,8 +101,7 @@ class Registry:
         return model
 
     async def ready(self, name: str) -> bool:
-        is_ready = getattr(self.models[name].runner, "is_ready", None)
-        return True if is_ready is None else bool(await is_ready(5))
+        return await self.models[name].backend.ready()
 
     async def all_ready(self) -> bool:
         return all(await asyncio.gather(*(self.ready(n) for n in self.models)))

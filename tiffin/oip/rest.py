@@ -72,6 +72,11 @@ async def model_metadata(request: Request) -> Response:
 
 
 @_answers_errors
+async def model_config(request: Request) -> Response:
+    return JSONResponse(_model(request).config())
+
+
+@_answers_errors
 async def model_ready(request: Request) -> Response:
     model = _model(request)
     ok = await _registry(request).ready(model.name)
@@ -173,6 +178,7 @@ def build_app() -> Starlette:
         routes += [
             Route(prefix, model_metadata, methods=["GET"]),
             Route(prefix + "/ready", model_ready, methods=["GET"]),
+            Route(prefix + "/config", model_config, methods=["GET"]),
             Route(prefix + "/infer", infer, methods=["POST"]),
         ]
     return Starlette(routes=routes)

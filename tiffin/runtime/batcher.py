@@ -6,7 +6,8 @@ batch takes everything queued (up to `max_batch`) the moment the model is free, 
 batches grow with load and an idle server answers a lone request at once. `max_wait_ms`
 (default 0) makes the thread wait that long for a batch to fill, trading latency for
 batch size. The queue is bounded by item count and by deadline: past either, a request is
-refused with `Overloaded` (a 503 with Retry-After) instead of waiting without end.
+refused with `Overloaded` (a 503 with Retry-After) instead of waiting without end; a request
+the queue ahead would hold past the deadline is refused on arrival, before any work is spent.
 """
 
 from __future__ import annotations
@@ -109,9 +110,22 @@ class Batcher:
                 raise Overloaded(
                     f"{len(self._queue)} requests are queued (the bound); try again shortly", retry_after=self._retry_after()
                 )
+            # Refused before any work when the queue ahead would take it past its deadline:
+            # run late, its answer would be thrown away, and the work it took from the
+            # requests that can still be answered in time would be lost with it.
+            if self._expected_wait() > self.deadline:
+                raise Overloaded(
+                    f"the queue ahead would take {self._expected_wait():.1f} s, past the {self.deadline:g} s deadline;"
+                    " try again shortly",
+                    retry_after=self._retry_after(),
+                )
             self._queue.append(_Entry(item, future, loop, time.monotonic()))
             self._cv.notify()
         return await future
+
+    def _expected_wait(self) -> float:
+        """Seconds until an item queued now starts: the full batches ahead of it, shared by the threads."""
+        return len(self._queue) // self.max_batch * self._batch_seconds / len(self._threads)
 
     def _retry_after(self) -> float:
         return max(1.0, round(len(self._queue) / self.max_batch * self._batch_seconds, 1))

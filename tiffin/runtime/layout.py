@@ -52,3 +52,33 @@ def gil_switch_seconds(settings: config.Settings | None = None) -> float:
     """How long a thread may hold the GIL while another waits for it (Python's default: 5 ms,
     which holds a model thread up at every torch op while the event loop runs)."""
     return (settings or config.settings()).gil_switch_ms / 1000
+
+
+def shared_workers(device: torch.device, settings: config.Settings | None = None) -> int:
+    """Processes of a service that holds several models (the all-in-one API), each with every
+    model, its own event loop and GIL. CPU: one per core, up to 4: one event loop parses,
+    decodes and answers every request while holding the GIL, and at 64 clients it, not the
+    models, bounded the image route (docs/decisions/009-front-door.md). A GPU: one, so one CUDA
+    context owns the device and batches stay whole."""
+    settings = settings or config.settings()
+    if settings.api_workers:
+        return settings.api_workers
+    return 1 if device.type == "cuda" else min(cpu_cores(settings), 4)
+
+
+def shared_process_threads(device: torch.device, settings: config.Settings | None = None) -> tuple[int, int]:
+    """(model threads per model, torch intra-op threads) in each worker of `shared_workers`.
+    torch's thread count is one per process, so it cannot follow each model: on CPU, a
+    worker's share of the cores as one torch thread per model thread; on a GPU one stream per
+    model and every core for torch's host-side work."""
+    settings = settings or config.settings()
+    if device.type == "cuda":
+        return settings.hot_model_threads or 1, settings.torch_threads or cpu_cores(settings)
+    cores = max(1, cpu_cores(settings) // shared_workers(device, settings))
+    return settings.hot_model_threads or min(cores, 4), settings.torch_threads or 1
+
+
+def image_max_batch(device: torch.device, settings: config.Settings | None = None) -> int:
+    """Images per forward pass: 64 fill our 2 CPU cores (raw throughput stops growing past
+    32-64, see `make bench`); a GPU wants 128."""
+    return (settings or config.settings()).hot_max_batch or (128 if device.type == "cuda" else 64)

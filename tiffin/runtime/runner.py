@@ -1,18 +1,16 @@
-"""What every runner service shares: load its model from the store once per worker,
-warm it up, and report ready only then."""
+"""What every runner service shares: load its model from the store once per worker into an
+in-process backend (its batcher), warm it up, and report ready only then."""
 
 from __future__ import annotations
 
-import json
-import logging
-import time
-from pathlib import Path
+from collections.abc import Sequence
+from typing import Any
 
-from tiffin import families, store
+from tiffin import families
 from tiffin.runtime import logs, malloc
+from tiffin.runtime.backends import InProcess
+from tiffin.runtime.batcher import Overloaded
 from tiffin.runtime.gc_pauses import FreezesStartupObjects
-
-log = logging.getLogger("tiffin")
 
 
 class ModelRunner(FreezesStartupObjects):
@@ -22,22 +20,22 @@ class ModelRunner(FreezesStartupObjects):
     family: families.Family
     model_ref: object  # bentoml.models.BentoModel; resolves to the stored model on instances
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 1, max_batch: int | None = None) -> None:
         logs.configure()
         malloc.keep_batch_buffers()  # before the model allocates anything
-        start = time.perf_counter()
-        stored = self.model_ref
-        self.tag = str(stored.tag)
-        config = json.loads((Path(stored.path) / store.CONFIG).read_text())
-        self.device = store.pick_device()
-        self.predictor = families.build(Path(stored.path), config, self.device)
+        self.backend = InProcess.load(self.family, self.model_ref, threads=threads, max_batch=max_batch)
+        self.tag, self.device, self.predictor = self.backend.tag, self.backend.device, self.backend.predictor
         self._ready = True
-        log.info("loaded %s on %s in %.2f s", self.tag, self.device, time.perf_counter() - start)
 
-    def answers(self, probs) -> list[dict]:
-        """(N, classes) probabilities -> one answer per item, keyed by the model's own class names."""
-        names = self.predictor.classes
-        return [{"probabilities": dict(zip(names, row.tolist())), "model": self.tag, "batch_size": len(probs)} for row in probs]
+    async def run(self, items: Sequence[Any]) -> list[dict]:
+        """The answers for a call from another service (the gateway): queued on the same
+        batcher as this service's own front door, so they share batches."""
+        from bentoml.exceptions import ServiceUnavailable
+
+        try:
+            return await self.backend.predict(items)
+        except Overloaded as exc:
+            raise ServiceUnavailable(str(exc)) from None
 
     def __is_ready__(self) -> bool:
         return getattr(self, "_ready", False)

@@ -1,0 +1,82 @@
+"""The gateway: the public API's routes over runner services deployed apart (one container,
+pod or BentoCloud deployment each, scaled on its own), composed with `bentoml.depends`.
+Serve it with `bentoml serve services.gateway:Gateway` (BentoML starts each runner as a
+service of its own); services/api.py serves the same routes with every model in-process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import bentoml
+from pydantic import Field
+
+from services.demand_runner import DemandRunner
+from services.image_runner import ImageRunner
+from services.public import OIP_APP, mount
+from services.text_runner import TextLargeRunner, TextSmallRunner
+from tiffin.config import settings
+from tiffin.endpoints import Endpoints
+from tiffin.families import bikeshare, fashion, minilm, textcnn
+from tiffin.oip.models import Registry
+from tiffin.runtime import frontdoor, logs
+from tiffin.runtime.backends import Remote
+from tiffin.runtime.gc_pauses import FreezesStartupObjects
+from tiffin.runtime.layout import image_max_batch
+from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
+
+
+@bentoml.service(name="tiffin-gateway", workers=1, traffic={"timeout": 60})
+class Gateway(FreezesStartupObjects):
+    image_runner = bentoml.depends(ImageRunner)
+    text_small = bentoml.depends(TextSmallRunner)
+    text_large = bentoml.depends(TextLargeRunner)
+    demand_runner = bentoml.depends(DemandRunner)
+
+    def __init__(self) -> None:
+        import torch
+
+        logs.configure()
+        self.endpoints = Endpoints(
+            image=Remote(fashion.FAMILY, self.image_runner, image_max_batch(torch.device("cpu"))),
+            text_small=Remote(textcnn.FAMILY, self.text_small, textcnn.FAMILY.max_batch),
+            text_large=Remote(minilm.FAMILY, self.text_large, minilm.FAMILY.max_batch),
+            demand=Remote(bikeshare.FAMILY, self.demand_runner, bikeshare.FAMILY.max_batch),
+        )
+        frontdoor.attach(self.endpoints)
+        self.oip = Registry(self.endpoints.backends)
+        OIP_APP.state.registry = self.oip
+        self._grpc = None
+
+    @bentoml.on_startup
+    async def start_grpc(self) -> None:
+        from tiffin.oip import grpc_server  # imported here: see services/api.py
+
+        self._grpc = await grpc_server.start(self.oip, settings().grpc_host, settings().grpc_port)
+
+    @bentoml.on_shutdown
+    async def stop_grpc(self) -> None:
+        if self._grpc is not None:
+            await self._grpc.stop(grace=5)
+
+    @bentoml.api(route="/classify_image")
+    async def classify_image(
+        self, image: Annotated[Path, Field(description="a PNG or JPEG of a garment, any size, grey or colour")]
+    ) -> ImageResult:
+        """Classify a garment picture into one of the ten Fashion-MNIST classes."""
+        return await frontdoor.typed(self.endpoints.classify_image(image.read_bytes()), ImageResult)
+
+    @bentoml.api(route="/classify_text", input_spec=TextRequest)
+    async def classify_text(self, text: str, tier: str = "small") -> TextResult:
+        """Say whether a movie-review snippet is fresh (positive) or rotten (negative)."""
+        return await frontdoor.typed(self.endpoints.classify_text(text, tier), TextResult)
+
+    @bentoml.api(route="/predict_demand", input_spec=DemandFeatures)
+    async def predict_demand(self, **features) -> DemandResult:
+        """Predict how many bikes will be rented in one hour of the given calendar and weather."""
+        return await frontdoor.typed(self.endpoints.predict_demand(features), DemandResult)
+
+
+mount(Gateway)
+frontdoor.install(Gateway, {"/v2": OIP_APP})

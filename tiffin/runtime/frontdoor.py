@@ -1,0 +1,255 @@
+"""The front door: the outermost ASGI layer of a BentoML service, on BentoML's own port.
+
+It answers the typed POST routes (`/classify_image`, `/classify_text`, `/predict_demand`)
+and the OIP REST routes (`/v2/...`) itself and hands every other request (docs page,
+OpenAPI, /livez, /readyz, /metrics, the playground) to the app BentoML built. BentoML's
+middlewares for metrics, tracing, access log, timeout and concurrency wrap every route of
+that app, mounted apps and middlewares of our own included: a constant answer served from
+inside them reached 1,340-1,650 req/s at 64 clients here, from outside them 16,200 (bare
+uvicorn 17,900; docs/decisions/009-front-door.md). What replaces them for these routes: the
+schemas' checks (the same pydantic models the OpenAPI page documents), size and content-type
+limits, per-model Prometheus series counted per batch (tiffin/runtime/metrics.py), the
+batcher's bounded queue and deadline (503 + Retry-After).
+
+`bentoml.SyncHTTPClient`, the docs page's "Try it out" and curl call the same paths and get
+the same answers either way; TIFFIN_FRONT_DOOR=off sends them through BentoML's routes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from tiffin.config import settings
+from tiffin.endpoints import BadInput, Endpoints
+from tiffin.runtime.asgi import BodyError, Receive, Send, media_type, read_body
+from tiffin.runtime.batcher import Overloaded
+from tiffin.wire.schemas import DemandFeatures, TextRequest
+
+log = logging.getLogger("tiffin")
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def describe(exc: ValidationError) -> str:
+    """pydantic's errors, one line: "hr: Input should be less than or equal to 23"."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+    return "; ".join(parts)
+
+
+def parse_json(schema: type[BaseModel], body: bytes) -> BaseModel:
+    try:
+        return schema.model_validate_json(body)
+    except ValidationError as exc:
+        raise BadInput(describe(exc)) from None
+
+
+def form_parts(content_type: bytes, body: bytes) -> dict[str, bytes]:
+    """A multipart/form-data body -> {field name: its bytes}, with python-multipart's parser."""
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise BadInput("the multipart body has no boundary in its Content-Type")
+    parts: dict[str, bytes] = {}
+    headers: list[list[bytes]] = []
+    data: list[bytes] = []
+
+    def part_begin() -> None:
+        headers.clear()
+        data.clear()
+
+    def part_end() -> None:
+        disposition = next((v for k, v in headers if k.lower() == b"content-disposition"), b"")
+        _, params = parse_options_header(disposition)
+        name = params.get(b"name", b"").decode("utf-8", "replace")
+        parts[name] = b"".join(data)
+
+    def header_field(buf: bytes, start: int, end: int) -> None:
+        headers.append([buf[start:end], b""])
+
+    def header_value(buf: bytes, start: int, end: int) -> None:
+        headers[-1][1] += buf[start:end]
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": part_begin,
+            "on_part_data": lambda buf, start, end: data.append(buf[start:end]),
+            "on_header_field": header_field,
+            "on_header_value": header_value,
+            "on_part_end": part_end,
+        },
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except Exception as exc:  # python-multipart raises several types for a malformed body
+        raise BadInput(f"the multipart body could not be parsed: {exc}") from None
+    return parts
+
+
+def only_field(parts: dict[str, bytes], name: str) -> bytes:
+    if set(parts) - {name}:
+        raise BadInput(f"unexpected form field(s) {', '.join(sorted(set(parts) - {name}))}; send only: {name}")
+    if name not in parts:
+        raise BadInput(f"missing form field(s) {name}; send: {name}")
+    return parts[name]
+
+
+Handler = Callable[[Endpoints, bytes, bytes], Awaitable[dict]]
+
+
+async def _image(endpoints: Endpoints, content_type: bytes, body: bytes) -> dict:
+    return await endpoints.classify_image(only_field(form_parts(content_type, body), "image"))
+
+
+async def _text(endpoints: Endpoints, content_type: bytes, body: bytes) -> dict:
+    request = parse_json(TextRequest, body)
+    return await endpoints.classify_text(request.text, request.tier)
+
+
+async def _demand(endpoints: Endpoints, content_type: bytes, body: bytes) -> dict:
+    return await endpoints.predict_demand(parse_json(DemandFeatures, body).model_dump())
+
+
+# path -> (the media type it takes, its body limit's setting, its handler, the backends it
+# needs, any one of them)
+ROUTES: dict[str, tuple[str, str, Handler, tuple[str, ...]]] = {
+    "/classify_image": ("multipart/form-data", "max_image_bytes", _image, ("image",)),
+    "/classify_text": ("application/json", "max_json_bytes", _text, ("text_small", "text_large")),
+    "/predict_demand": ("application/json", "max_json_bytes", _demand, ("demand",)),
+}
+
+
+class FrontDoor:
+    """Wraps the app BentoML built for one service. Until the service instance attaches its
+    endpoints (its models loaded), every request goes to BentoML's app."""
+
+    def __init__(self, app: Callable, apps: dict[str, Callable] | None = None):
+        """`apps`: ASGI apps of our own, by path prefix ("/v2"), also served outside BentoML's
+        middlewares (mount them on the service too, for the front door off)."""
+        self.app = app
+        self.apps = [(prefix + "/", prefix, sub) for prefix, sub in (apps or {}).items()]
+        self.endpoints: Endpoints | None = None
+        config = settings()
+        self.limits = {path: getattr(config, limit) for path, (_, limit, _, _) in ROUTES.items()}
+        self.enabled = config.front_door
+
+    def routes(self, endpoints: Endpoints) -> dict[str, tuple[str, int, Handler]]:
+        return {
+            path: (media, self.limits[path], handler)
+            for path, (media, _, handler, needs) in ROUTES.items()
+            if any(getattr(endpoints, n) is not None for n in needs)
+        }
+
+    def attach(self, endpoints: Endpoints) -> None:
+        self.endpoints = endpoints
+        self._routes = self.routes(endpoints)
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if self.enabled and self.endpoints is not None and scope["type"] == "http":
+            path = scope["path"]
+            route = self._routes.get(path)
+            if route is not None and scope["method"] == "POST":
+                return await self._typed(scope, receive, send, path, *route)
+            for under, prefix, sub in self.apps:
+                if path.startswith(under):
+                    return await sub({**scope, "root_path": scope.get("root_path", "") + prefix}, receive, send)
+        await self.app(scope, receive, send)
+
+    async def _typed(self, scope, receive: Receive, send: Send, path: str, media: str, limit: int, handler: Handler) -> None:
+        sent = media_type(scope)
+        headers: list[tuple[bytes, bytes]] = []
+        if sent != media:
+            status, body = 415, {"error": f"{path} takes {media}, got {sent or 'no Content-Type'}"}
+        else:
+            try:
+                data = await read_body(scope, receive, limit)
+                if data is None:
+                    return  # the client went away
+                content_type = dict(scope["headers"]).get(b"content-type", b"")
+                status, body = 200, await handler(self.endpoints, content_type, data)
+            except BodyError as exc:
+                status, body = exc.status, {"error": str(exc)}
+            except BadInput as exc:
+                status, body = exc.status, {"error": str(exc)}
+            except Overloaded as exc:
+                status, body = 503, {"error": str(exc)}
+                headers = [(b"retry-after", str(int(exc.retry_after)).encode())]
+            except Exception as exc:  # the model failed on this batch: say so once, the worker lives on
+                log.exception("%s failed", path)
+                status, body = 500, {"error": f"the model failed on this request ({type(exc).__name__}); try again"}
+        data = json.dumps(body).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*JSON_HEADERS, (b"content-length", str(len(data)).encode()), *headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+
+class _Installed:
+    """This process's front door, made when BentoML builds the app of the service this worker
+    serves (one per worker process), and the endpoints its service instance attaches once its
+    models are loaded (BentoML makes the instance after the app)."""
+
+    def __init__(self) -> None:
+        self.door: FrontDoor | None = None
+        self.endpoints: Endpoints | None = None
+
+    def built(self, door: FrontDoor) -> FrontDoor:
+        self.door = door
+        if self.endpoints is not None:
+            door.attach(self.endpoints)
+        return door
+
+    def attach(self, endpoints: Endpoints) -> None:
+        self.endpoints = endpoints
+        if self.door is not None:
+            self.door.attach(endpoints)
+
+
+_THIS = _Installed()
+
+
+def install(service: Any, apps: dict[str, Callable] | None = None) -> None:
+    """Put a `FrontDoor` outside every middleware of `service` (a `@bentoml.service`): BentoML
+    builds a service's app in `Service.to_asgi`, so the service object's class becomes a
+    subclass of BentoML's `Service` whose `to_asgi` wraps that app."""
+    base = type(service)
+
+    class Fronted(base):
+        __slots__ = ()
+
+        def to_asgi(self, is_main: bool = True):
+            return _THIS.built(FrontDoor(super().to_asgi(is_main), apps))
+
+    Fronted.__name__ = Fronted.__qualname__ = base.__name__
+    service.__class__ = Fronted
+
+
+def attach(endpoints: Endpoints) -> None:
+    """Called by the service instance: the front door of this worker answers with `endpoints`."""
+    _THIS.attach(endpoints)
+
+
+async def typed(pending: Awaitable[dict], result: type[BaseModel]) -> Any:
+    """For BentoML's own route (the front door off, or bypassed): the endpoint's answer as
+    `result`, or the front door's error answer for the same problem."""
+    from starlette.responses import JSONResponse
+
+    try:
+        return result(**await pending)
+    except BadInput as exc:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    except Overloaded as exc:
+        return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": str(int(exc.retry_after))})

@@ -1,0 +1,55 @@
+"""Prometheus series per model and version, on BentoML's /metrics beside its own: counted once
+per batch on the model thread, not per request on the event loop."""
+
+from __future__ import annotations
+
+SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class ModelMetrics:
+    """Created in the worker (after BentoML has set up multi-process collection), once per process."""
+
+    _made: ModelMetrics | None = None
+
+    def __init__(self) -> None:
+        import prometheus_client as prom
+
+        labels = ["model", "version"]
+        self.requests = prom.Counter("tiffin_model_requests", "requests per model version by outcome", [*labels, "outcome"])
+        self.batch_size = prom.Histogram(
+            "tiffin_model_batch_size", "requests per forward pass", labels, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+        )
+        self.batch_seconds = prom.Histogram("tiffin_model_batch_seconds", "compute time per batch", labels, buckets=SECONDS)
+        self.queue_seconds = prom.Histogram(
+            "tiffin_model_queue_wait_seconds", "queue wait of the oldest request in each batch", labels, buckets=SECONDS
+        )
+
+    @classmethod
+    def get(cls) -> ModelMetrics:
+        if cls._made is None:
+            cls._made = cls()
+        return cls._made
+
+    def for_model(self, name: str, version: str) -> Counted:
+        return Counted(self, name, version)
+
+
+class Counted:
+    """One model version's series, looked up once: `on_batch` runs for every batch."""
+
+    def __init__(self, metrics: ModelMetrics, name: str, version: str):
+        self._ok = metrics.requests.labels(name, version, "ok")
+        self._refused = {o: metrics.requests.labels(name, version, o) for o in ("busy", "bad_request", "error")}
+        self._size = metrics.batch_size.labels(name, version)
+        self._seconds = metrics.batch_seconds.labels(name, version)
+        self._wait = metrics.queue_seconds.labels(name, version)
+
+    def on_batch(self, size: int, seconds: float, oldest_wait: float) -> None:
+        self._ok.inc(size)
+        self._size.observe(size)
+        self._seconds.observe(seconds)
+        self._wait.observe(oldest_wait)
+
+    def refused(self, outcome: str) -> None:
+        """outcome: busy (503), bad_request (4xx) or error (the model failed)."""
+        self._refused[outcome].inc()
