@@ -76,7 +76,12 @@ def test_the_typed_routes_answer_in_their_schemas(endpoints):
     [
         (dict(json={"image": "http://169.254.169.254/"}), "/classify_image", 415, "takes multipart/form-data"),
         (dict(files={"image": ("a.png", b"", "image/png")}), "/classify_image", 400, "empty"),
-        (dict(files={"image": ("a.png", PNG, "image/png")}, data={"x": "1"}), "/classify_image", 400, "unexpected form field(s) x"),
+        (
+            dict(files={"image": ("a.png", PNG, "image/png")}, data={"x": "1"}),
+            "/classify_image",
+            400,
+            "unexpected form field(s) x",
+        ),
         (dict(files={"picture": ("a.png", PNG, "image/png")}), "/classify_image", 400, "unexpected form field(s) picture"),
         # a text field named image is read as the file's bytes, never as a URL to fetch
         (dict(data={"image": "http://169.254.169.254/latest"}), "/classify_image", 415, "takes multipart/form-data"),
@@ -97,7 +102,11 @@ def test_a_form_field_sent_as_text_is_taken_as_the_images_bytes(endpoints):
     boundary = "b0undary"
     body = f'--{boundary}\r\nContent-Disposition: form-data; name="image"\r\n\r\nhttp://example.com/a.png\r\n--{boundary}--\r\n'
     r = call(
-        endpoints, "POST", "/classify_image", content=body.encode(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+        endpoints,
+        "POST",
+        "/classify_image",
+        content=body.encode(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
     )
     assert r.status_code == 400 and "not a PNG or JPEG" in r.json()["error"]
 

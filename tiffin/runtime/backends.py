@@ -62,7 +62,9 @@ class Backend:
 
 
 class InProcess(Backend):
-    def __init__(self, family: Family, predictor: families.Predictor, tag: str, *, threads: int = 1, max_batch: int | None = None):
+    def __init__(
+        self, family: Family, predictor: families.Predictor, tag: str, *, threads: int = 1, max_batch: int | None = None
+    ):
         """`predictor` answers whole batches; `threads` model threads take batches from the one queue."""
         self.family, self.predictor, self.tag = family, predictor, tag
         self.device = getattr(predictor, "device", None)
