@@ -53,21 +53,26 @@ def raw_model(
     tag: str, batch_sizes: list[int], seconds: float, layouts: list[tuple[int, int]], when: str = "first"
 ) -> list[dict]:
     """Items/s of the predictor in-process, per (streams, torch threads) layout: `streams`
-    Python threads each running batches back to back, as the hot path's model threads do."""
+    Python threads each running batches back to back, as the serving model threads do."""
     import numpy as np
     import torch
 
     from tiffin import families
     from tiffin.runtime import malloc
+    from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW, EXAMPLE_TEXT
 
     malloc.keep_batch_buffers()  # as the runners do
     _, predictor = families.load(tag)
+    kind = families.BY_NAME[tag.split(":")[0]].kind
     rng = np.random.default_rng(0)
     rows = []
     for streams, t in layouts:
         torch.set_num_threads(t)
         for bs in batch_sizes:
-            batch = rng.integers(0, 256, (bs, *predictor.input_shape), dtype=np.uint8)
+            if kind == "image":
+                batch = rng.integers(0, 256, (bs, *predictor.input_shape), dtype=np.uint8)
+            else:  # what the endpoint rows send, bs times
+                batch = [EXAMPLE_TEXT] * bs if kind == "text" else [EXAMPLE_DEMAND_ROW] * bs
             predictor(batch)
             counts = [0] * streams
             start = time.perf_counter()
@@ -169,8 +174,9 @@ class Usage:
         }
 
 
-def batch_counters(url: str, series: str, runner: str | None = None) -> tuple[float, float]:
-    """(sum, count) of a batch-size histogram on a server's /metrics."""
+def batch_counters(url: str, series: str, label: str | None = None) -> tuple[float, float]:
+    """(sum, count) of a batch-size histogram on a server's /metrics, over the series whose
+    labels hold `label` (e.g. 'model="fashion-cnn"'; None: all)."""
     import httpx
 
     text = httpx.get(url + "/metrics", timeout=10).text
@@ -178,7 +184,7 @@ def batch_counters(url: str, series: str, runner: str | None = None) -> tuple[fl
     for kind in ("sum", "count"):
         total = 0.0
         for labels, value in re.findall(rf"^{series}_{kind}(\{{[^}}]*\}})? ([0-9.e+]+)$", text, re.M):
-            if runner is None or f'runner_name="{runner}"' in labels:
+            if label is None or label in labels:
                 total += float(value)
         values[kind] = total
     return values["sum"], values["count"]
@@ -268,7 +274,7 @@ async def bench_echo(concurrencies, seconds) -> list[dict]:
 
 
 async def bench_hot_path(server, label: str, body: bytes, concurrencies, seconds, **extra) -> list[dict]:
-    batches = (server.url, "tiffin_hot_path_batch_size", None)
+    batches = (server.url, "tiffin_model_batch_size", None)
     load = HttpLoad(server.fast_url + "/classify", body, OCTET)
     return [await run_point(label, load, c, seconds, server.proc.pid, batches, **extra) for c in concurrencies]
 
@@ -312,7 +318,7 @@ async def bench_api(server, concurrencies, seconds) -> list[dict]:
         inputs=[pb.ModelInferRequest.InferInputTensor(name="image", datatype="UINT8", shape=[1, 28, 28])],
         outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="label")],
     )
-    batches = (server.url, "bentoml_service_adaptive_batch_size", "tiffin-image")
+    batches = (server.url, "tiffin_model_batch_size", 'model="fashion-cnn"')
     rows = []
     channel = grpc.aio.insecure_channel(server.grpc_target)
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
@@ -406,6 +412,63 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
+def endpoint_table(console, rows: list[dict], checks: list[dict], served: list[dict]) -> list[tuple]:
+    """Prints the endpoint table (tiffin and its peers, per route and concurrency) and returns
+    its goal lines: (what, value, goal[, lower is better])."""
+    from rich.table import Table
+
+    table = Table(title="every endpoint family: tiffin (BentoML's port, all-in-one) beside the peers, same models")
+    for col in ("route", "server", "conc", "req/s", "p50 ms", "p99 ms", "errors", "req/batch", "vs raw", "best peer", "vs peer"):
+        table.add_column(col, justify="right")
+    for r in sorted(
+        (r for r in rows if r.get("server")), key=lambda r: (r["route"], r["concurrency"], r["server"] != "tiffin", r["server"])
+    ):
+        table.add_row(
+            r["route"],
+            r["server"],
+            str(r["concurrency"]),
+            f"{r['rps']:.0f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            str(r["errors"]),
+            str(r.get("mean_batch", "")),
+            "" if r.get("vs_raw") is None else f"{r['vs_raw']:.2f}",
+            r.get("best_peer", ""),
+            "" if r.get("vs_best_peer") is None else f"{r['vs_best_peer']:.2f}",
+        )
+    console.print(table)
+    at = {(r["server"], r["route"], r["concurrency"]): r for r in rows if r.get("server")}
+    goals: list[tuple] = []
+    for route, goal in (("image", 0.6), ("text-small", 0.5), ("text-large", 0.7), ("demand", 0.5)):
+        if ("tiffin", route, 64) in at:
+            goals.append((f"tiffin {route} at c=64 / raw limit (goal >= {goal})", at[("tiffin", route, 64)].get("vs_raw"), goal))
+    image64, tuned64 = at.get(("tiffin", "image", 64)), at.get(("fastapi-2w", "image", 64))
+    if image64 and tuned64:
+        goals.append(
+            ("tiffin image / FastAPI 2 workers x 1 thread at c=64 (goal >= 2.5)", round(image64["rps"] / tuned64["rps"], 2), 2.5)
+        )
+    image1, fastapi1 = at.get(("tiffin", "image", 1)), at.get(("fastapi", "image", 1))
+    if image1 and fastapi1:
+        goals.append(
+            (
+                f"tiffin image p50 / FastAPI's at c=1 ({image1['p50_ms']:.2f} / {fastapi1['p50_ms']:.2f} ms) (goal <= 1)",
+                round(image1["p50_ms"] / fastapi1["p50_ms"], 2),
+                1.0,
+                True,
+            )
+        )
+    typed = {r["concurrency"]: r["rps"] for r in served if r["label"] == "typed-http"}
+    for label in ("oip-rest", "oip-grpc"):
+        row = next((r for r in served if r["label"] == label and r["concurrency"] == 64), None)
+        if row and typed.get(64):
+            goals.append((f"{label} / typed image at c=64 (goal >= 1)", round(row["rps"] / typed[64], 2), 1.0))
+    for check in checks:
+        goals.append(
+            (f"tiffin {check['route']}: {check['what']}", check["value"], check["goal"], check.get("lower_is_better", False))
+        )
+    return goals
+
+
 def main() -> None:
     global CLIENT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -417,7 +480,7 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma list of sections to leave out: api,baselines,resnet,fashion "
+        help="comma list of sections to leave out: api,peers,baselines,resnet,fashion "
         "(fashion: every Fashion-MNIST point, so no data package is needed: the GPU goal's run)",
     )
     parser.add_argument("--store", type=Path, default=STORE, help="BENTOML_HOME to use (quick models are trained into it)")
@@ -504,9 +567,22 @@ def main() -> None:
         if on_gpu and "baselines" not in skip:
             with Server("bench.baselines.stock:StockImage", {image_env: resnet}, ready_timeout=240) as server:
                 served += asyncio.run(bench_stock(server, concurrencies, args.seconds, image, "baseline-stock-bentoml resnet50"))
+    endpoint_rows: list[dict] = []
+    endpoint_checks: list[dict] = []
     if "api" not in skip and with_fashion:
+        from bench import endpoints
+        from tiffin.families import bikeshare, minilm, textcnn
+        from tiffin.wire.images import encode_png
+
+        png = encode_png(pixels)
+        for family, sizes in ((textcnn.FAMILY, [1, 8, 32, 64]), (minilm.FAMILY, [1, 8, 32]), (bikeshare.FAMILY, [1, 64, 256])):
+            raw += raw_model(f"{family.name}:latest", sizes, min(args.seconds, 2.0), layouts)
         with Server(ready_timeout=240) as server:
             served += asyncio.run(bench_api(server, concurrencies, args.seconds))
+            measured = asyncio.run(endpoints.measure(server, png, concurrencies, args.seconds, args.overload))
+            endpoint_rows, endpoint_checks = measured["rows"], measured["checks"]
+        if "peers" not in skip:
+            endpoint_rows += asyncio.run(endpoints.measure_peers(png, concurrencies, args.seconds))
     if "baselines" not in skip and with_fashion:
         served += asyncio.run(bench_seed(concurrencies, args.seconds, pixels.tobytes()))
         with Server("bench.baselines.stock:StockImage", ready_timeout=240) as server:
@@ -575,8 +651,11 @@ def main() -> None:
         )
     console.print(table)
 
-    by = {(r["label"], r["concurrency"]): r for r in served}
     goals = []
+    if endpoint_rows:
+        goals += endpoint_table(console, endpoints.ratios(endpoint_rows, limit), endpoint_checks, served)
+
+    by = {(r["label"], r["concurrency"]): r for r in served}
     echo64 = next((r for r in echo if r["concurrency"] == 64), None)
     if ("hot-path probe", 64) in by and echo64:
         # per core of server CPU: the echo is one uvicorn process, the image runner one per core
@@ -623,10 +702,9 @@ def main() -> None:
             goals.append(
                 ("bench-resnet50 hot path / stock BentoML req/s at c=256", round(resnet256["rps"] / max(stock, 1e-9), 1), None)
             )
-    for text, value, goal in goals:
-        verdict = (
-            "" if goal is None else (" [green]met[/green]" if value is not None and value >= goal else " [red]not met[/red]")
-        )
+    for text, value, goal, *lower in goals:
+        met = value is not None and goal is not None and (value <= goal if lower and lower[0] else value >= goal)
+        verdict = "" if goal is None else (" [green]met[/green]" if met else " [red]not met[/red]")
         console.print(f"{text}: [bold]{value}[/bold]{verdict}")
     out.mkdir(parents=True, exist_ok=True)
     device, weights = store.pick_device(), store.weights_bytes(FASHION.tag)
@@ -643,7 +721,8 @@ def main() -> None:
                 "paired": paired,
                 "echo": echo,
                 "served": served,
-                "goals": [{"what": t, "value": v, "goal": g} for t, v, g in goals],
+                "endpoints": endpoint_rows,
+                "goals": [{"what": t, "value": v, "goal": g, "lower_is_better": bool(low and low[0])} for t, v, g, *low in goals],
             },
             indent=1,
         )

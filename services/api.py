@@ -23,8 +23,7 @@ from tiffin.oip.models import Registry
 from tiffin.runtime import frontdoor, logs, malloc
 from tiffin.runtime.backends import InProcess
 from tiffin.runtime.gc_pauses import FreezesStartupObjects
-from tiffin.runtime.hotpath import MAX_BODY, HotPath
-from tiffin.runtime.http1 import Listener
+from tiffin.runtime.hotpath import HotPath
 from tiffin.runtime.layout import gil_switch_seconds, image_max_batch, shared_process_threads, shared_workers
 from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
@@ -55,31 +54,21 @@ class Tiffin(FreezesStartupObjects):
         HOT_PATH.attach(self.endpoints.image)
         self.oip = Registry(self.endpoints.backends)
         OIP_APP.state.registry = self.oip
-        config = settings()
-        self.listener = (
-            None
-            if config.fast_port is None
-            else Listener(HOT_PATH.handle, HOT_PATH.refuse, config.fast_host, config.fast_port, max_body=MAX_BODY)
-        )
         self._grpc = None
 
     @bentoml.on_startup
-    async def start_listeners(self) -> None:
+    async def start_grpc(self) -> None:
         # Imported here: the generated protobuf module registers the `inference` package
         # globally, which clashes with other OIP clients (tritonclient) imported beside
         # this module, e.g. in tests or tools that only read the service definition.
         from tiffin.oip import grpc_server
 
         self._grpc = await grpc_server.start(self.oip, settings().grpc_host, settings().grpc_port)
-        if self.listener is not None:
-            await self.listener.start()
 
     @bentoml.on_shutdown
-    async def stop_listeners(self) -> None:
+    async def stop_grpc(self) -> None:
         if self._grpc is not None:
             await self._grpc.stop(grace=5)
-        if self.listener is not None:
-            await self.listener.stop()
 
     @bentoml.api(route="/classify_image")
     async def classify_image(

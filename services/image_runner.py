@@ -15,12 +15,10 @@ import torch
 from pydantic import AfterValidator, Field
 
 from tiffin import store
-from tiffin.config import settings
 from tiffin.endpoints import Endpoints
 from tiffin.families import fashion
 from tiffin.runtime import frontdoor
-from tiffin.runtime.hotpath import MAX_BODY, HotPath
-from tiffin.runtime.http1 import Listener
+from tiffin.runtime.hotpath import HotPath
 from tiffin.runtime.layout import execution_threads, gil_switch_seconds, image_max_batch, image_workers
 from tiffin.runtime.runner import ModelRunner
 from tiffin.wire.images import check_batch
@@ -47,22 +45,6 @@ class ImageRunner(ModelRunner):
         HOT_PATH.attach(self.backend)
         self.endpoints = Endpoints(image=self.backend)
         frontdoor.attach(self.endpoints)
-        config = settings()
-        self.listener = (
-            None
-            if config.fast_port is None
-            else Listener(HOT_PATH.handle, HOT_PATH.refuse, config.fast_host, config.fast_port, max_body=MAX_BODY)
-        )
-
-    @bentoml.on_startup
-    async def start_hot_path(self) -> None:
-        if self.listener is not None:
-            await self.listener.start()
-
-    @bentoml.on_shutdown
-    async def stop_hot_path(self) -> None:
-        if self.listener is not None:
-            await self.listener.stop()
 
     @bentoml.api(route="/classify_image")
     async def classify_image(
@@ -77,7 +59,6 @@ class ImageRunner(ModelRunner):
         return await self.run(list(pixels))
 
 
-# The lean route is also on BentoML's port, at POST /fast/classify, for platforms that expose
-# a single port; the listener on TIFFIN_FAST_PORT skips the ASGI layer too.
+# The lean route for raw bytes, POST /fast/classify (tiffin/runtime/hotpath.py).
 ImageRunner.mount_asgi_app(HOT_PATH, path="/fast")
 frontdoor.install(ImageRunner, {"/fast": HOT_PATH})

@@ -54,12 +54,6 @@ def _number(kind: type, low: float | None = None, high: float | None = None) -> 
     return parse
 
 
-def _port_or_off(name: str, raw: str) -> int | None:
-    if raw.strip().lower() in ("off", "false", "no"):  # not "0": a port number, refused below
-        return None
-    return _number(int, 1, 65535)(name, raw)
-
-
 def _buckets(name: str, raw: str) -> tuple[int, ...]:
     try:
         buckets = tuple(sorted({int(b) for b in raw.split(",") if b.strip()}))
@@ -105,9 +99,7 @@ class Settings:
     front_door: bool = _env("TIFFIN_FRONT_DOOR", on_off, True)
     grpc_host: str = _env("TIFFIN_GRPC_HOST", _text, "0.0.0.0")
     grpc_port: int = _env("TIFFIN_GRPC_PORT", _number(int, 1, 65535), limits.GRPC_PORT)
-    # the image hot path
-    fast_host: str = _env("TIFFIN_FAST_HOST", _text, "0.0.0.0")
-    fast_port: int | None = _env("TIFFIN_FAST_PORT", _port_or_off, limits.FAST_PORT)  # None: mounted route only
+    # every model's batcher (the names keep the hot path's, where they began)
     hot_max_batch: int | None = _env("TIFFIN_HOT_MAX_BATCH", _number(int, 1), None)  # None: by device
     hot_max_wait_ms: float = _env("TIFFIN_HOT_MAX_WAIT_MS", _number(float, 0.0), 0.0)
     hot_max_queue: int = _env("TIFFIN_HOT_MAX_QUEUE", _number(int, 1), 1024)

@@ -123,6 +123,30 @@ def test_bentoml_sync_client(server, fashion_data, tmp_path):
         assert body["bikers"] >= 0
 
 
+def test_bentoml_own_routes_give_the_same_answers_with_the_front_door_off(server, fashion_data, tmp_path):
+    """TIFFIN_FRONT_DOOR=off: the typed routes go through BentoML's request path (its IO
+    descriptors, middlewares, metrics), call the same endpoints and answer alike, errors too."""
+    from tiffin.deploy.serve import Server
+
+    png = images.encode_png(fashion_data.x_test[0])
+    calls = [
+        ("/classify_image", dict(files={"image": ("i.png", png, "image/png")})),
+        ("/classify_text", dict(json={"text": "An utterly charming delight.", "tier": "auto"})),
+        ("/predict_demand", dict(json=EXAMPLE_DEMAND_ROW)),
+    ]
+    bad = ("/classify_text", dict(json={"text": "   "}))
+    with Server(env={"TIFFIN_FRONT_DOOR": "off", "TIFFIN_API_WORKERS": "1"}) as off:
+        for path, kwargs in calls:
+            door, bento = (httpx.post(s.url + path, timeout=30, **kwargs).json() for s in (server, off))
+            assert door.pop("probabilities", None) == pytest.approx(bento.pop("probabilities", None))
+            door.pop("batch_size"), bento.pop("batch_size")
+            assert door == pytest.approx(bento)
+        r = httpx.post(off.url + bad[0], timeout=30, **bad[1])
+        assert r.status_code == 400 and "blank" in r.json()["error"]
+        # BentoML counted these requests per route: its middlewares ran
+        assert 'endpoint="/classify_text"' in httpx.get(off.url + "/metrics").text
+
+
 def test_docs_page_shows_examples(client):
     assert client.get("/").status_code == 200
     spec = client.get("/docs.json").json()

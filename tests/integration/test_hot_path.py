@@ -1,6 +1,7 @@
-"""The image bento served alone, through its lean route on its own listener
-(TIFFIN_FAST_PORT) and mounted on BentoML's port: same answers as the model, batches under
-load, clear 4xx for bad input, 503 + Retry-After only past its bound, metrics per batch."""
+"""The image bento served alone, through its lean route (/fast/classify) and its typed route
+(/classify_image), both answered by the front door on BentoML's port: same answers as the
+model, batches under load, clear 4xx for bad input, 503 + Retry-After only past its bound,
+metrics per batch."""
 
 from __future__ import annotations
 
@@ -57,17 +58,21 @@ async def closed_loop(url: str, body: bytes, clients: int, each: int) -> list[tu
         return [answer for answers in await asyncio.gather(*(client() for _ in range(clients))) for answer in answers]
 
 
-def test_both_listeners_answer_like_the_model(runner):
+def test_the_hot_path_and_the_typed_route_answer_like_the_model(runner):
     x = datasets.fashion_mnist().x_test[:6]
     _, local = families.load(fashion.FAMILY, torch.device("cpu"))
     for pixels, expected in zip(x, local(x)):
-        for url in (runner.fast_url + "/classify", runner.url + "/fast/classify"):
-            for body, headers in ((pixels.tobytes(), RAW), (images.encode_png(pixels), {"content-type": "image/png"})):
-                r = httpx.post(url, content=body, headers=headers)
-                assert r.status_code == 200, r.text
-                got = r.json()
-                np.testing.assert_allclose([got["probabilities"][c] for c in fashion.CLASSES], expected, atol=1e-5)
-                assert got["model"] == fashion.FAMILY.tag
+        png = images.encode_png(pixels)
+        answers = [
+            httpx.post(runner.fast_url + "/classify", content=pixels.tobytes(), headers=RAW),
+            httpx.post(runner.fast_url + "/classify", content=png, headers={"content-type": "image/png"}),
+            httpx.post(runner.url + "/classify_image", files={"image": ("i.png", png, "image/png")}),
+        ]
+        for r in answers:
+            assert r.status_code == 200, r.text
+            got = r.json()
+            np.testing.assert_allclose([got["probabilities"][c] for c in fashion.CLASSES], expected, atol=1e-5)
+            assert got["model"] == fashion.FAMILY.tag
 
 
 @pytest.mark.parametrize(

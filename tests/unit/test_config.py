@@ -12,7 +12,7 @@ from tiffin.config import Settings, SettingsError
 
 def test_defaults_without_environment():
     s = Settings.from_env({})
-    assert (s.fast_port, s.grpc_port, s.hot_max_queue, s.cascade_threshold) == (3002, 3001, 1024, 0.8)
+    assert (s.grpc_port, s.hot_max_queue, s.cascade_threshold, s.front_door) == (3001, 1024, 0.8, True)
     assert s.malloc_tuning and s.gc_freeze and s.cuda_graphs and s.log_format == "plain"
     assert s.max_image_bytes == 8 * 1024 * 1024 and s.max_json_bytes == 64 * 1024
 
@@ -30,8 +30,8 @@ def test_one_reading_of_a_switch(raw, expected):
         ("TIFFIN_HOT_MAX_QUEUE", "0", "at least 1"),
         ("TIFFIN_CASCADE_THRESHOLD", "1.5", "from 0.0 to 1.0"),
         ("TIFFIN_LOG_FORMAT", "jsno", "plain, json"),
-        ("TIFFIN_FAST_PORT", "99999", "from 1 to 65535"),
-        ("TIFFIN_FAST_PORT", "0", "from 1 to 65535"),  # "off" turns the listener off, not 0
+        ("TIFFIN_GRPC_PORT", "99999", "from 1 to 65535"),
+        ("TIFFIN_API_WORKERS", "0", "at least 1"),
     ],
 )
 def test_a_typo_fails_naming_the_variable_and_what_it_takes(name, raw, accepted):
@@ -40,9 +40,9 @@ def test_a_typo_fails_naming_the_variable_and_what_it_takes(name, raw, accepted)
     assert accepted in str(caught.value) and repr(raw) in str(caught.value)
 
 
-def test_port_off_and_overrides():
-    s = Settings.from_env({"TIFFIN_FAST_PORT": "off", "TIFFIN_IMAGE_MODEL": "fashion-cnn:abc", "TIFFIN_HOT_MAX_WAIT_MS": "2.5"})
-    assert s.fast_port is None and s.image_model == "fashion-cnn:abc" and s.hot_max_wait_ms == 2.5
+def test_switches_and_overrides():
+    s = Settings.from_env({"TIFFIN_FRONT_DOOR": "off", "TIFFIN_IMAGE_MODEL": "fashion-cnn:abc", "TIFFIN_HOT_MAX_WAIT_MS": "2.5"})
+    assert s.front_door is False and s.image_model == "fashion-cnn:abc" and s.hot_max_wait_ms == 2.5
 
 
 def test_every_field_has_its_variable_and_the_object_is_frozen():

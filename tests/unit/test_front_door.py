@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tiffin.endpoints import Endpoints
 from tiffin.families import bikeshare, fashion, textcnn
@@ -128,3 +130,35 @@ def test_everything_else_goes_to_the_app_inside(endpoints):
             return await client.post("/classify_text", json={"text": "a"})
 
     assert asyncio.run(go()).status_code == 299
+
+
+# names as a form's fields carry them (no quote, backslash or control character: clients escape those)
+field_names = st.text(
+    st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs"), exclude_characters='"\\%'), min_size=1, max_size=20
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(field_names, st.binary(max_size=300), min_size=1, max_size=4), st.booleans())
+def test_the_one_pass_reader_agrees_with_python_multipart(fields, as_files):
+    """Whatever an HTTP client encodes, the fast reader gives python-multipart's answer (or
+    leaves the body to it)."""
+    from tiffin.runtime.frontdoor import _parsed_parts
+
+    files = {name: (f"{i}.bin", data, "application/octet-stream") for i, (name, data) in enumerate(fields.items())}
+    request = httpx.Request("POST", "http://x/", files=files) if as_files else None
+    if request is None:  # text fields, as browsers send a form without files
+        request = httpx.Request("POST", "http://x/", files={n: (None, d) for n, d in fields.items()})
+    content_type, body = request.headers["content-type"].encode(), request.read()
+    assert form_parts(content_type, body) == _parsed_parts(content_type, body) == fields
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400), st.sampled_from([b"xyz", b'"xyz"', b"", b"a" * 80]))
+def test_any_body_is_read_or_refused_with_a_4xx(tail, boundary):
+    from tiffin.endpoints import BadInput
+
+    try:
+        form_parts(b"multipart/form-data; boundary=" + boundary, b"--xyz\r\n" + tail)
+    except BadInput as exc:
+        assert exc.status == 400

@@ -60,26 +60,28 @@ def test_json_tensors():
 
 def test_model_config_messages_keep_tritons_field_numbers():
     """Our ModelConfig subset decodes as Triton's own message (perf_analyzer and tritonclient
-    read it with theirs): every field we declare has Triton's number and type. Triton's
-    definitions are read in a subprocess: both register the `inference` protobuf package."""
+    read it with theirs): every field we declare has Triton's number and type. Each side is
+    read in a subprocess of its own: both register the `inference` protobuf package."""
     import json
     import subprocess
     import sys
 
-    from tiffin.oip import inference_pb2 as ours
-
     names = ["ModelConfig", "ModelInput", "ModelOutput", "ModelDynamicBatching", "ModelTensorReshape"]
-    probe = (
-        "import json; from tritonclient.grpc import model_config_pb2 as m, service_pb2 as s\n"
-        f"names = {names!r}\n"
-        "out = {n: {f.name: [f.number, f.type] for f in getattr(m, n).DESCRIPTOR.fields} for n in names}\n"
-        "for n in ('ModelConfigRequest', 'ModelConfigResponse'):\n"
-        "    out[n] = {f.name: [f.number, f.type] for f in getattr(s, n).DESCRIPTOR.fields}\n"
-        "out['DataType'] = {v.name: v.number for v in m.DataType.DESCRIPTOR.values}\n"
-        "print(json.dumps(out))"
-    )
-    triton = json.loads(subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout)
+
+    def fields(imports: str, config: str, service: str) -> dict:
+        probe = (
+            f"import json\n{imports}\nout = {{}}\n"
+            f"for n in {names!r}:\n"
+            f"    out[n] = {{f.name: [f.number, f.type] for f in getattr({config}, n).DESCRIPTOR.fields}}\n"
+            "for n in ('ModelConfigRequest', 'ModelConfigResponse'):\n"
+            f"    out[n] = {{f.name: [f.number, f.type] for f in getattr({service}, n).DESCRIPTOR.fields}}\n"
+            f"out['DataType'] = {{v.name: v.number for v in {config}.DataType.DESCRIPTOR.values}}\n"
+            "print(json.dumps(out))"
+        )
+        return json.loads(subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout)
+
+    triton = fields("from tritonclient.grpc import model_config_pb2 as m, service_pb2 as s", "m", "s")
+    ours = fields("from tiffin.oip import inference_pb2 as pb", "pb", "pb")
     for name in [*names, "ModelConfigRequest", "ModelConfigResponse"]:
-        fields = {f.name: [f.number, f.type] for f in getattr(ours, name).DESCRIPTOR.fields}
-        assert fields and all(triton[name][k] == v for k, v in fields.items()), name
-    assert {v.name: v.number for v in ours.DataType.DESCRIPTOR.values} == triton["DataType"]
+        assert ours[name] and all(triton[name][k] == v for k, v in ours[name].items()), name
+    assert ours["DataType"] == triton["DataType"]

@@ -10,8 +10,7 @@ from typing import Any
 
 import yaml
 
-# FAST_PORT: the image hot path's own listener (tiffin/runtime/hotpath.py); Knative routes one port only.
-from tiffin.wire.limits import FAST_PORT, GRPC_PORT, HTTP_PORT
+from tiffin.wire.limits import GRPC_PORT, HTTP_PORT
 
 
 def _probe(path: str, delay: int) -> dict[str, Any]:
@@ -30,11 +29,7 @@ def _container(image: str, cpu: str, memory: str) -> dict[str, Any]:
         "name": "tiffin",
         "image": image,
         "ports": [{"name": "http1", "containerPort": HTTP_PORT}],
-        "env": [
-            {"name": "TIFFIN_GRPC_PORT", "value": str(GRPC_PORT)},
-            {"name": "TIFFIN_FAST_PORT", "value": str(FAST_PORT)},
-            {"name": "TIFFIN_CPU_CORES", "value": str(_cores(cpu))},
-        ],
+        "env": [{"name": "TIFFIN_GRPC_PORT", "value": str(GRPC_PORT)}, {"name": "TIFFIN_CPU_CORES", "value": str(_cores(cpu))}],
         "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}},
         "readinessProbe": _probe("/readyz", 2),
         "livenessProbe": _probe("/livez", 10),
@@ -89,7 +84,7 @@ def deployment(
         return {"app.kubernetes.io/name": name}
 
     container = _container(image, cpu, memory)
-    container["ports"] += [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "fast", "containerPort": FAST_PORT}]
+    container["ports"] += [{"name": "grpc", "containerPort": GRPC_PORT}]
     return [
         {
             "apiVersion": "apps/v1",
@@ -113,7 +108,6 @@ def deployment(
                 "ports": [
                     {"name": "http", "port": 80, "targetPort": HTTP_PORT},
                     {"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT},
-                    {"name": "fast", "port": FAST_PORT, "targetPort": FAST_PORT},
                 ],
             },
         },

@@ -24,18 +24,11 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, target: str = "services.api:Tiffin", env: dict[str, str] | None = None, ready_timeout: float = 180):
-        self.target, self.port, self.grpc_port, self.fast_port = target, free_port(), free_port(), free_port()
+        self.target, self.port, self.grpc_port = target, free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
-        self.fast_url = f"http://127.0.0.1:{self.fast_port}"  # the image hot path's own listener
-        self.env = {
-            **os.environ,
-            "TIFFIN_GRPC_HOST": "127.0.0.1",
-            "TIFFIN_GRPC_PORT": str(self.grpc_port),
-            "TIFFIN_FAST_HOST": "127.0.0.1",
-            "TIFFIN_FAST_PORT": str(self.fast_port),
-            **(env or {}),
-        }
+        self.fast_url = self.url + "/fast"  # the image hot path
+        self.env = {**os.environ, "TIFFIN_GRPC_HOST": "127.0.0.1", "TIFFIN_GRPC_PORT": str(self.grpc_port), **(env or {})}
         self.ready_timeout = ready_timeout
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"tiffin-serve-{self.port}.log"
         self.proc: subprocess.Popen | None = None

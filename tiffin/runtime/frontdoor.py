@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -51,8 +52,52 @@ def parse_json(schema: type[BaseModel], body: bytes) -> BaseModel:
         raise BadInput(describe(exc)) from None
 
 
+# a Content-Disposition's plain name="..." parameter (not filename="...")
+_PLAIN_NAME = re.compile(rb'(?:^|;)\s*name="([^"\\]*)"', re.IGNORECASE)
+_PLAIN_BOUNDARY = re.compile(rb"^multipart/form-data;\s*boundary=([0-9A-Za-z\'()+_,./:=?-]{1,70})$", re.IGNORECASE)
+
+
 def form_parts(content_type: bytes, body: bytes) -> dict[str, bytes]:
-    """A multipart/form-data body -> {field name: its bytes}, with python-multipart's parser."""
+    """A multipart/form-data body -> {field name: its bytes}. The shape HTTP clients send
+    (httpx, requests, curl, browsers, BentoML's client) is split in one pass; anything else
+    (quoted boundaries, preambles, escaped names, bare LF, malformed bodies) goes to
+    python-multipart's parser. Figures: docs/decisions/009-front-door.md."""
+    plain = _PLAIN_BOUNDARY.match(content_type.strip())
+    if plain is not None:
+        parts = _plain_parts(plain.group(1), body)
+        if parts is not None:
+            return parts
+    return _parsed_parts(content_type, body)
+
+
+def _plain_parts(boundary: bytes, body: bytes) -> dict[str, bytes] | None:
+    """RFC 7578's form in its common spelling: "--B" CRLF headers CRLF CRLF data, CRLF "--B"
+    before each next part and "--B--" at the end; None for anything else."""
+    delimiter = b"--" + boundary
+    if not body.startswith(delimiter):
+        return None
+    *sections, last = body[len(delimiter) :].split(b"\r\n" + delimiter)
+    if not sections or not last.startswith(b"--"):
+        return None
+    parts: dict[str, bytes] = {}
+    for section in sections:
+        head, sep, data = section.partition(b"\r\n\r\n")
+        if not sep or not head.startswith(b"\r\n"):
+            return None
+        name = None
+        for line in head[2:].split(b"\r\n"):
+            key, _, value = line.partition(b":")
+            if key.strip().lower() == b"content-disposition":
+                found = _PLAIN_NAME.search(value)
+                name = found.group(1).decode("utf-8", "replace") if found else None
+        if name is None:
+            return None
+        parts[name] = data
+    return parts
+
+
+def _parsed_parts(content_type: bytes, body: bytes) -> dict[str, bytes]:
+    """python-multipart's parser (Starlette's), for every body `_plain_parts` leaves."""
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:

@@ -1,19 +1,17 @@
-"""The image hot path: lean request handling in the image runner's process, on a port of its own.
+"""The image hot path: `POST /fast/classify` with a body of the model's raw input bytes or a
+small PNG/JPEG, no multipart and no schema layer: read the body, check it, queue the pixels
+on the model's in-process backend (the batcher it shares with the typed route and the OIP),
+write the JSON answer. Input checks and error answers match the typed API's; metrics are
+counted once per batch on the model thread (tiffin/runtime/metrics.py). The front door
+(tiffin/runtime/frontdoor.py) serves it on BentoML's port, outside BentoML's middlewares.
 
-BentoML's request path costs ~1.7 ms of event-loop CPU per request here (its middlewares
-wrap every route; docs/decisions/005-hot-path-listener.md). Here a request is: read the body,
-check it, queue the pixels on the model's in-process backend (the batcher it shares with the
-typed route and the OIP), write the JSON answer. Input checks and error answers match the
-typed API's; metrics are counted once per batch on the model thread (tiffin/runtime/metrics.py).
+Until 2026-12 it also had an HTTP/1.1 listener of our own on a second port (3002): measured
+against uvicorn on the same app it won 13-15 % on raw bytes and nothing on PNGs, and failed
+abuse cases uvicorn passes, so it was retired (docs/decisions/009-front-door.md).
 
-It is served twice: as an ASGI app mounted at `/fast` on BentoML's own port (one port,
-e.g. on BentoCloud), and by `http1.Listener` on a port of its own (`TIFFIN_FAST_PORT`,
-default 3002), where no BentoML middleware and no ASGI layer runs. That second port is the
-fast one (see `make bench`).
-
-    POST .../classify   body: the model's input as raw uint8 bytes (application/
-                        octet-stream; 784 for the 28x28 Fashion-MNIST CNN), or for 28x28
-                        grey models a PNG/JPEG file (image/png, image/jpeg)
+    POST /fast/classify   body: the model's input as raw uint8 bytes (application/
+                          octet-stream; 784 for the 28x28 Fashion-MNIST CNN), or for 28x28
+                          grey models a PNG/JPEG file (image/png, image/jpeg)
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,16 +27,30 @@ from tiffin.runtime import uploads
 from tiffin.runtime.asgi import BodyError, content_type, media_of, read_body
 from tiffin.runtime.backends import InProcess
 from tiffin.runtime.batcher import Overloaded
-from tiffin.runtime.http1 import Reply, Request
 from tiffin.wire import images
 from tiffin.wire.limits import MAX_IMAGE_BYTES as MAX_BODY
 
 log = logging.getLogger("tiffin")
 
 
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    content_type: bytes  # as sent, b"" when absent
+    body: bytes
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    content_type: bytes = b"application/json"
+
+
 class HotPath:
-    """The hot path's request handling, served by `http1.Listener` on its own port and, as an
-    ASGI app, mounted on BentoML's port: one definition of the input rules and answers."""
+    """The hot path's request handling, as an ASGI app."""
 
     def __init__(self) -> None:
         self.backend: InProcess | None = None

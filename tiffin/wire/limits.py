@@ -1,7 +1,7 @@
 """Sizes and ports a server holds to: defaults of the settings in tiffin/config.py where one
 exists (TIFFIN_MAX_IMAGE_BYTES, TIFFIN_MAX_JSON_BYTES, the ports), fixed otherwise."""
 
-HTTP_PORT, GRPC_PORT, FAST_PORT = 3000, 3001, 3002  # BentoML's; OIP gRPC; the image hot path
+HTTP_PORT, GRPC_PORT = 3000, 3001  # BentoML's; OIP gRPC
 MAX_IMAGE_BYTES = 8 * 1024 * 1024  # an upload to /classify_image (a setting); a hot-path body (fixed)
 MAX_JSON_BYTES = 64 * 1024  # a typed JSON request
 MAX_OIP_BYTES = 16 * 1024 * 1024  # an OIP request, REST or gRPC
