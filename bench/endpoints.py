@@ -22,6 +22,7 @@ import sys
 import time
 from contextlib import contextmanager
 
+from bench.points import multipart, run_point
 from bench.wrk import HttpLoad
 from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW, EXAMPLE_TEXT, FASHION, TEXT_LARGE, TEXT_SMALL
 
@@ -30,8 +31,6 @@ MODEL_OF = {"image": FASHION, "text-small": TEXT_SMALL, "text-large": TEXT_LARGE
 
 
 def loads(url: str, png: bytes) -> dict[str, HttpLoad]:
-    from bench.run import multipart
-
     return {
         "image": HttpLoad(url + "/classify_image", *multipart("image", "i.png", "image/png", png)),
         "text-small": HttpLoad(url + "/classify_text", json.dumps({"text": EXAMPLE_TEXT, "tier": "small"}).encode(), JSON),
@@ -81,8 +80,6 @@ SERVES = {"litserve": ("image", "text-small", "demand")}  # the routes a peer ha
 
 async def measure(server, png: bytes, concurrencies: list[int], seconds: float, overload: int) -> dict:
     """The tiffin rows (and the burst and overload checks) against `server`, then each peer's."""
-    from bench.run import run_point
-
     rows, checks = [], []
     for route, load in loads(server.url, png).items():
         batches = (server.url, "tiffin_model_batch_size", f'model="{MODEL_OF[route]}"')
@@ -113,8 +110,6 @@ async def measure(server, png: bytes, concurrencies: list[int], seconds: float, 
 
 
 async def measure_peers(png: bytes, concurrencies: list[int], seconds: float, names=PEERS) -> list[dict]:
-    from bench.run import run_point
-
     rows = []
     for name in names:
         with peer(name) as (url, pid):

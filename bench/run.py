@@ -29,8 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -39,8 +37,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench import wrk
-from bench.loadgen import Send, closed_loop
+from bench import points
+from bench.points import multipart, run_point
 from bench.wrk import HttpLoad
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,128 +102,6 @@ def raw_model(
     return rows
 
 
-class Usage:
-    """CPU of a process tree and of the machine, and GPU busy % (nvidia-smi), over a span.
-    The tree's main threads are counted apart: in every server here they run the event loops
-    (the model threads are others), and a loop's CPU per request is what limits a server
-    whose model runs elsewhere, on a GPU."""
-
-    def __init__(self, pid: int | None):
-        import psutil
-
-        self.pid, self.psutil = pid, psutil
-        self.gpu: list[float] = []
-        self.child_cpu = 0.0  # CPU seconds of a load generator run as a child process (wrk)
-        self._stop = threading.Event()
-
-    def _tree_cpu(self) -> tuple[float, float]:
-        """(CPU seconds of the tree, of its processes' main threads)."""
-        total = main = 0.0
-        try:
-            proc = self.psutil.Process(self.pid)
-            for p in [proc, *proc.children(recursive=True)]:
-                t = p.cpu_times()
-                total += t.user + t.system
-                main += sum(th.user_time + th.system_time for th in p.threads() if th.id == p.pid)
-        except self.psutil.Error:
-            pass
-        return total, main
-
-    def _sample_gpu(self) -> None:
-        while not self._stop.wait(0.2):
-            out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"], capture_output=True, text=True
-            )
-            if out.returncode == 0 and out.stdout.strip():
-                self.gpu.append(float(out.stdout.split()[0]))
-
-    def _own_cpu(self) -> float:
-        t = self.psutil.Process().cpu_times()
-        return t.user + t.system
-
-    def __enter__(self) -> Usage:
-        (self.cpu0, self.main0), self.wall0 = self._tree_cpu() if self.pid else (0.0, 0.0), time.perf_counter()
-        self.own0 = self._own_cpu()
-        self.psutil.cpu_percent()
-        self._thread = None
-        if shutil.which("nvidia-smi"):
-            self._thread = threading.Thread(target=self._sample_gpu, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        wall = time.perf_counter() - self.wall0
-        self.machine_cpu = self.psutil.cpu_percent()
-        cpu, main = self._tree_cpu() if self.pid else (float("nan"), float("nan"))
-        self.server_cpu, self.loop_cpu = 100 * (cpu - self.cpu0) / wall, 100 * (main - self.main0) / wall
-        self.loadgen_cpu = 100 * (self._own_cpu() - self.own0 + self.child_cpu) / wall
-        self._stop.set()
-        if self._thread:
-            self._thread.join(2)
-
-    def columns(self, rps: float) -> dict:
-        # CPU rates over the whole span (wrk's warm-up second included) over the measured rate
-        return {
-            "server_cpu_pct": round(self.server_cpu, 1),
-            "loadgen_cpu_pct": round(self.loadgen_cpu, 1),
-            "loop_cpu_us_per_req": round(self.loop_cpu / 100 / rps * 1e6, 1) if rps > 0 and self.pid else None,
-            "machine_cpu_pct": round(self.machine_cpu, 1),
-            "gpu_util_pct": round(sum(self.gpu) / len(self.gpu), 1) if self.gpu else None,
-        }
-
-
-def batch_counters(url: str, series: str, label: str | None = None) -> tuple[float, float]:
-    """(sum, count) of a batch-size histogram on a server's /metrics, over the series whose
-    labels hold `label` (e.g. 'model="fashion-cnn"'; None: all)."""
-    import httpx
-
-    text = httpx.get(url + "/metrics", timeout=10).text
-    values = {}
-    for kind in ("sum", "count"):
-        total = 0.0
-        for labels, value in re.findall(rf"^{series}_{kind}(\{{[^}}]*\}})? ([0-9.e+]+)$", text, re.M):
-            if label is None or label in labels:
-                total += float(value)
-        values[kind] = total
-    return values["sum"], values["count"]
-
-
-CLIENT = "wrk" if wrk.available() else "aiohttp"  # --client overrides
-
-
-async def run_point(
-    label: str,
-    load: HttpLoad | Send,
-    concurrency: int,
-    seconds: float,
-    pid: int | None,
-    batches: tuple[str, str, str | None] | None = None,
-    sender: str = "python",
-    **extra,
-) -> dict:
-    """One closed-loop measurement. `load` is a fixed POST (sent by wrk, or by aiohttp where
-    wrk is missing) or a coroutine function, named by `sender`, for what wrk cannot send (gRPC);
-    `batches` = (metrics url, histogram, runner) to read the mean batch from."""
-    b0 = batch_counters(*batches) if batches else None
-    with Usage(pid) as usage:
-        if isinstance(load, HttpLoad) and CLIENT == "wrk":
-            row, usage.child_cpu = wrk.closed_loop(label, load, concurrency, seconds)
-        elif isinstance(load, HttpLoad):
-            async with session() as http:
-                row = (await closed_loop(label, poster(http, load), concurrency, seconds)).row() | {"client": "aiohttp"}
-        else:
-            row = (await closed_loop(label, load, concurrency, seconds)).row() | {"client": sender}
-    row = {**row, **extra, **usage.columns(row["rps"])}
-    if batches:
-        b1 = batch_counters(*batches)
-        row["mean_batch"] = round((b1[0] - b0[0]) / max(b1[1] - b0[1], 1), 1)
-    print(
-        f"  {label:<22} c={concurrency:<4} {row['rps']:>8.0f} req/s  p99 {row['p99_ms']:>8.1f} ms  errors {row['errors']}",
-        flush=True,
-    )
-    return row
-
-
 @contextmanager
 def uvicorn_app(app: str, env: dict[str, str] | None = None):
     import httpx
@@ -251,21 +127,6 @@ def uvicorn_app(app: str, env: dict[str, str] | None = None):
         proc.wait(10)
 
 
-def session():
-    import aiohttp
-
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=120))
-
-
-def poster(http, load: HttpLoad) -> Send:
-    async def send() -> bool:
-        async with http.post(load.url, data=load.body, headers=load.headers) as r:
-            await r.read()
-            return r.status == 200
-
-    return send
-
-
 async def bench_echo(concurrencies, seconds) -> list[dict]:
     with uvicorn_app("bench.echo:app") as (url, pid):
         return [
@@ -277,20 +138,6 @@ async def bench_hot_path(server, label: str, body: bytes, concurrencies, seconds
     batches = (server.url, "tiffin_model_batch_size", None)
     load = HttpLoad(server.fast_url + "/classify", body, OCTET)
     return [await run_point(label, load, c, seconds, server.proc.pid, batches, **extra) for c in concurrencies]
-
-
-def multipart(field: str, filename: str, content_type: str, data: bytes) -> tuple[bytes, dict[str, str]]:
-    """One file field as a multipart/form-data body, built once so wrk can replay it."""
-    boundary = "tiffin-bench-boundary"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 async def bench_api(server, concurrencies, seconds) -> list[dict]:
@@ -470,7 +317,6 @@ def endpoint_table(console, rows: list[dict], checks: list[dict], served: list[d
 
 
 def main() -> None:
-    global CLIENT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per point")
     parser.add_argument("--concurrency", default="1,16,64,256", help="for every served path")
@@ -488,11 +334,11 @@ def main() -> None:
     parser.add_argument(
         "--client",
         choices=["wrk", "aiohttp"],
-        default=CLIENT,
+        default=points.CLIENT,
         help="load generator for HTTP points (default: wrk where installed; gRPC always uses grpc.aio)",
     )
     args = parser.parse_args()
-    CLIENT = args.client
+    points.CLIENT = args.client
     out = args.out
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     skip = set(filter(None, args.skip.split(",")))
@@ -606,7 +452,7 @@ def main() -> None:
     limits = ", ".join(f"{m} {v:.0f}/s" for m, v in limit.items())
     processor = cpu_model()
     table = Table(
-        title=f"served, one image per request, HTTP load from {CLIENT} (best raw: {limits}; {processor}, {os.cpu_count()} cores)"
+        title=f"served, one image per request, HTTP load from {points.CLIENT} (best raw: {limits}; {processor}, {os.cpu_count()} cores)"
     )
     for col in (
         "path",
@@ -713,7 +559,7 @@ def main() -> None:
             {
                 "cpu_model": processor,
                 "cpu_count": os.cpu_count(),
-                "http_client": CLIENT,
+                "http_client": points.CLIENT,
                 "hot_path_workers": image_workers(device, weights),
                 "hot_path_threads": execution_threads(device, weights),
                 "raw_model": raw,

@@ -16,11 +16,12 @@ from pydantic import Field
 
 from services.public import OIP_APP, mount
 from tiffin import store
+from tiffin.api import frontdoor
+from tiffin.api.endpoints import Endpoints
 from tiffin.config import settings
-from tiffin.endpoints import Endpoints
 from tiffin.families import bikeshare, fashion, minilm, textcnn
 from tiffin.oip.models import Registry
-from tiffin.runtime import frontdoor, logs, malloc
+from tiffin.runtime import logs, malloc
 from tiffin.runtime.backends import InProcess
 from tiffin.runtime.gc_pauses import FreezesStartupObjects
 from tiffin.runtime.hotpath import HotPath

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import bentoml
 
-from tiffin.endpoints import Endpoints
+from tiffin.api import frontdoor
+from tiffin.api.endpoints import Endpoints
 from tiffin.families import bikeshare
-from tiffin.runtime import frontdoor
 from tiffin.runtime.runner import ModelRunner
 from tiffin.wire.schemas import DemandFeatures, DemandResult
 

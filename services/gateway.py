@@ -16,11 +16,12 @@ from services.demand_runner import DemandRunner
 from services.image_runner import ImageRunner
 from services.public import OIP_APP, mount
 from services.text_runner import TextLargeRunner, TextSmallRunner
+from tiffin.api import frontdoor
+from tiffin.api.endpoints import Endpoints
 from tiffin.config import settings
-from tiffin.endpoints import Endpoints
 from tiffin.families import bikeshare, fashion, minilm, textcnn
 from tiffin.oip.models import Registry
-from tiffin.runtime import frontdoor, logs
+from tiffin.runtime import logs
 from tiffin.runtime.backends import Remote
 from tiffin.runtime.gc_pauses import FreezesStartupObjects
 from tiffin.runtime.layout import image_max_batch

@@ -15,9 +15,9 @@ import torch
 from pydantic import AfterValidator, Field
 
 from tiffin import store
-from tiffin.endpoints import Endpoints
+from tiffin.api import frontdoor
+from tiffin.api.endpoints import Endpoints
 from tiffin.families import fashion
-from tiffin.runtime import frontdoor
 from tiffin.runtime.hotpath import HotPath
 from tiffin.runtime.layout import execution_threads, gil_switch_seconds, image_max_batch, image_workers
 from tiffin.runtime.runner import ModelRunner

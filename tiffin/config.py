@@ -95,7 +95,7 @@ class Settings:
     cascade_threshold: float = _env("TIFFIN_CASCADE_THRESHOLD", _number(float, 0.0, 1.0), catalog.CASCADE_THRESHOLD)
     max_image_bytes: int = _env("TIFFIN_MAX_IMAGE_BYTES", _number(int, 1), limits.MAX_IMAGE_BYTES)
     max_json_bytes: int = _env("TIFFIN_MAX_JSON_BYTES", _number(int, 1), limits.MAX_JSON_BYTES)
-    # off: the typed routes and /v2 go through BentoML's own request path (tiffin/runtime/frontdoor.py)
+    # off: the typed routes and /v2 go through BentoML's own request path (tiffin/api/frontdoor.py)
     front_door: bool = _env("TIFFIN_FRONT_DOOR", on_off, True)
     grpc_host: str = _env("TIFFIN_GRPC_HOST", _text, "0.0.0.0")
     grpc_port: int = _env("TIFFIN_GRPC_PORT", _number(int, 1, 65535), limits.GRPC_PORT)

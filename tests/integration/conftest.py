@@ -22,3 +22,11 @@ def server(model_store):
     for name in pins:
         os.environ.pop(name, None)
     config.settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def one_worker(server):
+    """The all-in-one API with one worker process: every request meets the same event loop and
+    batchers (with several workers the kernel picks the worker a connection lands in)."""
+    with Server(env={"TIFFIN_API_WORKERS": "1"}) as srv:
+        yield srv

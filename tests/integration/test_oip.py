@@ -214,7 +214,7 @@ def test_grpc_health_and_reflection(server):
     asyncio.run(check())
 
 
-def test_grpc_and_http_requests_share_batches(server):
+def test_grpc_and_http_requests_share_batches(one_worker):
     """A typed HTTP request sent while gRPC requests are in flight lands in one batch with them
     (in one worker: each worker process has its own batchers, and the kernel, not we, picks
     the worker a connection lands in)."""
@@ -239,8 +239,7 @@ def test_grpc_and_http_requests_share_batches(server):
         await client.close()
         return best
 
-    with Server(env={"TIFFIN_API_WORKERS": "1"}) as one:
-        assert asyncio.run(run(one)) > 1
+    assert asyncio.run(run(one_worker)) > 1
 
 
 def test_sustained_concurrency_has_no_errors(server):

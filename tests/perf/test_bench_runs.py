@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from tests.conftest import MEASUREMENTS, ROOT
+from tiffin import families
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,7 @@ def test_bench_runs_every_section(model_store, tmp_path):
         "baseline-seed",
         "baseline-stock-bentoml",
     } <= labels
-    assert {r["model"] for r in result["raw_model"]} == {"fashion-cnn", "bench-resnet50"}
+    assert {r["model"] for r in result["raw_model"]} == {"fashion-cnn", "bench-resnet50", *(f.name for f in families.TRAINED)}
     for row in result["echo"] + result["served"]:
         assert row["errors"] == 0 and row["requests"] > 0, row
         assert row["loop_cpu_us_per_req"] > 0, row  # the servers' main threads (event loops) did the work

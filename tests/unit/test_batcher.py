@@ -163,3 +163,31 @@ def test_a_failing_metrics_hook_does_not_cost_the_batch_its_answers():
     results = asyncio.run(run())
     batcher.close()
     assert [int(out[0]) for out, _ in results] == [0, 1, 2] and batcher.items == 3
+
+
+def test_work_the_queue_cannot_finish_in_time_is_refused_on_arrival_not_run_late():
+    """With 0.1 s batches of 2 and a 0.5 s deadline, at most ~10 queued requests can start in
+    time: the rest are refused at once (and never reach the model), none is answered late."""
+    ran = []
+
+    def slow(batch):
+        time.sleep(0.1)
+        ran.extend(batch.tolist())
+        return batch
+
+    batcher = Batcher(slow, max_batch=2, deadline_s=0.5)
+
+    async def run():
+        await batcher.submit(np.array([-1.0]))  # one batch first, so the batcher knows its pace
+        start = time.perf_counter()
+        outcomes = await asyncio.gather(*(batcher.submit(np.array([float(i)])) for i in range(40)), return_exceptions=True)
+        return outcomes, time.perf_counter() - start
+
+    outcomes, elapsed = asyncio.run(run())
+    batcher.close()
+    refused = [o for o in outcomes if isinstance(o, Overloaded)]
+    answered = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert refused and answered and len(refused) + len(answered) == 40
+    assert all("would take" in str(o) and "past the 0.5 s deadline" in str(o) and o.retry_after >= 1 for o in refused)
+    assert len(ran) == 1 + len(answered)  # a refused request cost the model nothing
+    assert elapsed < 0.5 + 0.3  # everything accepted started within its deadline

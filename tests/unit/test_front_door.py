@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tiffin.endpoints import Endpoints
+from tiffin.api.endpoints import Endpoints
+from tiffin.api.frontdoor import FrontDoor, form_parts
 from tiffin.families import bikeshare, fashion, textcnn
 from tiffin.runtime.backends import InProcess
-from tiffin.runtime.frontdoor import FrontDoor, form_parts
 from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW, FASHION_CLASSES, SENTIMENT_LABELS
 
 PNG = Path("services/examples/bag.png").read_bytes()
@@ -143,7 +143,7 @@ field_names = st.text(
 def test_the_one_pass_reader_agrees_with_python_multipart(fields, as_files):
     """Whatever an HTTP client encodes, the fast reader gives python-multipart's answer (or
     leaves the body to it)."""
-    from tiffin.runtime.frontdoor import _parsed_parts
+    from tiffin.api.frontdoor import _parsed_parts
 
     files = {name: (f"{i}.bin", data, "application/octet-stream") for i, (name, data) in enumerate(fields.items())}
     request = httpx.Request("POST", "http://x/", files=files) if as_files else None
@@ -156,7 +156,7 @@ def test_the_one_pass_reader_agrees_with_python_multipart(fields, as_files):
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400), st.sampled_from([b"xyz", b'"xyz"', b"", b"a" * 80]))
 def test_any_body_is_read_or_refused_with_a_4xx(tail, boundary):
-    from tiffin.endpoints import BadInput
+    from tiffin.api.endpoints import BadInput
 
     try:
         form_parts(b"multipart/form-data; boundary=" + boundary, b"--xyz\r\n" + tail)

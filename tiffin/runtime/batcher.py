@@ -124,8 +124,11 @@ class Batcher:
         return await future
 
     def _expected_wait(self) -> float:
-        """Seconds until an item queued now starts: the full batches ahead of it, shared by the threads."""
-        return len(self._queue) // self.max_batch * self._batch_seconds / len(self._threads)
+        """Seconds until an item queued now starts, at most: the batches ahead of it (the full ones
+        queued and one running), shared by the threads; none for the first in an empty queue."""
+        if not self._queue:
+            return 0.0
+        return (len(self._queue) // self.max_batch + 1) * self._batch_seconds / len(self._threads)
 
     def _retry_after(self) -> float:
         return max(1.0, round(len(self._queue) / self.max_batch * self._batch_seconds, 1))
@@ -152,7 +155,7 @@ class Batcher:
                     late,
                     [
                         Overloaded(
-                            f"waited {now - e.queued_at:.1f} s, past the {self.deadline:.0f} s deadline", self._retry_after()
+                            f"waited {now - e.queued_at:.1f} s, past the {self.deadline:g} s deadline", self._retry_after()
                         )
                         for e in late
                     ],
@@ -167,7 +170,8 @@ class Batcher:
                     continue
                 seconds = time.perf_counter() - start
                 with self._cv:
-                    self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
+                    # the first batch sets the pace; later ones move it
+                    self._batch_seconds = seconds if self.batches == 0 else 0.8 * self._batch_seconds + 0.2 * seconds
                     self.batches += 1
                     self.items += len(live)
                 # Counted before the answers go: once they do, the event loop wakes and takes the

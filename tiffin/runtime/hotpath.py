@@ -3,7 +3,7 @@ small PNG/JPEG, no multipart and no schema layer: read the body, check it, queue
 on the model's in-process backend (the batcher it shares with the typed route and the OIP),
 write the JSON answer. Input checks and error answers match the typed API's; metrics are
 counted once per batch on the model thread (tiffin/runtime/metrics.py). The front door
-(tiffin/runtime/frontdoor.py) serves it on BentoML's port, outside BentoML's middlewares.
+(tiffin/api/frontdoor.py) serves it on BentoML's port, outside BentoML's middlewares.
 
 Until 2026-12 it also had an HTTP/1.1 listener of our own on a second port (3002): measured
 against uvicorn on the same app it won 13-15 % on raw bytes and nothing on PNGs, and failed

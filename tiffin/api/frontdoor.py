@@ -26,8 +26,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from tiffin.api.endpoints import BadInput, Endpoints
 from tiffin.config import settings
-from tiffin.endpoints import BadInput, Endpoints
 from tiffin.runtime.asgi import BodyError, Receive, Send, media_type, read_body
 from tiffin.runtime.batcher import Overloaded
 from tiffin.wire.schemas import DemandFeatures, TextRequest

@@ -1,0 +1,57 @@
+"""The gateway (services.gateway:Gateway): the public routes over the four runner services,
+composed with bentoml.depends, answer as the all-in-one API does with the same models, over
+the typed routes and the OIP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tiffin.deploy.serve import Server
+from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
+
+pytestmark = pytest.mark.integration
+PNG = Path("services/examples/ankle-boot.png").read_bytes()
+CALLS = [
+    ("/classify_image", dict(files={"image": ("a.png", PNG, "image/png")})),
+    ("/classify_text", dict(json={"text": "A witty, warm film.", "tier": "auto"})),
+    ("/classify_text", dict(json={"text": "A witty, warm film.", "tier": "large"})),
+    ("/predict_demand", dict(json=EXAMPLE_DEMAND_ROW)),
+]
+
+
+@pytest.fixture(scope="module")
+def gateway(server):  # after the main server fixture, so TIFFIN_*_MODEL pins are set
+    with Server("services.gateway:Gateway", ready_timeout=240) as srv:
+        yield srv
+
+
+def _same(a: dict, b: dict) -> None:
+    a, b = dict(a), dict(b)
+    assert a.pop("probabilities", None) == pytest.approx(b.pop("probabilities", None), abs=1e-5)
+    a.pop("batch_size"), b.pop("batch_size")
+    assert a == pytest.approx(b, abs=1e-5)
+
+
+@pytest.mark.parametrize("path, kwargs", CALLS, ids=["image", "text-auto", "text-large", "demand"])
+def test_typed_routes_answer_as_the_all_in_one_does(server, gateway, path, kwargs):
+    answers = [httpx.post(s.url + path, timeout=60, **kwargs) for s in (server, gateway)]
+    assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+    _same(*(r.json() for r in answers))
+
+
+def test_bad_input_is_refused_before_any_runner_is_called(gateway):
+    r = httpx.post(gateway.url + "/predict_demand", json={**EXAMPLE_DEMAND_ROW, "hr": 25}, timeout=30)
+    assert r.status_code == 400 and "less than or equal to 23" in r.json()["error"]
+
+
+def test_oip_over_the_runners(server, gateway):
+    body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["a fine film", "dull"]}]}
+    answers = [httpx.post(s.url + "/v2/models/review-textcnn/infer", json=body, timeout=30) for s in (server, gateway)]
+    assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+    outputs = [{o["name"]: o["data"] for o in r.json()["outputs"]} for r in answers]
+    assert outputs[0]["label"] == outputs[1]["label"]
+    assert outputs[0]["probabilities"] == pytest.approx(outputs[1]["probabilities"], abs=1e-5)
+    assert answers[1].json()["model_version"] == answers[0].json()["model_version"]
