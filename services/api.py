@@ -16,7 +16,7 @@ from pydantic import Field
 
 from services.public import OIP_APP, mount
 from tiffin import store
-from tiffin.api import frontdoor
+from tiffin.api import frontdoor, keys
 from tiffin.api.endpoints import Endpoints
 from tiffin.config import settings
 from tiffin.families import bikeshare, fashion, minilm, textcnn
@@ -64,7 +64,7 @@ class Tiffin(FreezesStartupObjects):
         # this module, e.g. in tests or tools that only read the service definition.
         from tiffin.oip import grpc_server
 
-        self._grpc = await grpc_server.start(self.oip, settings().grpc_host, settings().grpc_port)
+        self._grpc = await grpc_server.start(self.oip, settings().grpc_host, settings().grpc_port, keys.keyring())
 
     @bentoml.on_shutdown
     async def stop_grpc(self) -> None:

@@ -16,7 +16,7 @@ from services.demand_runner import DemandRunner
 from services.image_runner import ImageRunner
 from services.public import OIP_APP, mount
 from services.text_runner import TextLargeRunner, TextSmallRunner
-from tiffin.api import frontdoor
+from tiffin.api import frontdoor, keys
 from tiffin.api.endpoints import Endpoints
 from tiffin.config import settings
 from tiffin.families import bikeshare, fashion, minilm, textcnn
@@ -54,7 +54,7 @@ class Gateway(FreezesStartupObjects):
     async def start_grpc(self) -> None:
         from tiffin.oip import grpc_server  # imported here: see services/api.py
 
-        self._grpc = await grpc_server.start(self.oip, settings().grpc_host, settings().grpc_port)
+        self._grpc = await grpc_server.start(self.oip, settings().grpc_host, settings().grpc_port, keys.keyring())
 
     @bentoml.on_shutdown
     async def stop_grpc(self) -> None:

@@ -95,6 +95,9 @@ class Settings:
     cascade_threshold: float = _env("TIFFIN_CASCADE_THRESHOLD", _number(float, 0.0, 1.0), catalog.CASCADE_THRESHOLD)
     max_image_bytes: int = _env("TIFFIN_MAX_IMAGE_BYTES", _number(int, 1), limits.MAX_IMAGE_BYTES)
     max_json_bytes: int = _env("TIFFIN_MAX_JSON_BYTES", _number(int, 1), limits.MAX_JSON_BYTES)
+    # API keys (tiffin/api/keys.py): entries NAME:SHA256:SCOPES[:RATE/BURST]; a JSON file, re-read
+    api_keys: str | None = _env("TIFFIN_API_KEYS", lambda name, raw: raw, None)
+    api_keys_file: str | None = _env("TIFFIN_API_KEYS_FILE", _text, None)
     # off: the typed routes and /v2 go through BentoML's own request path (tiffin/api/frontdoor.py)
     front_door: bool = _env("TIFFIN_FRONT_DOOR", on_off, True)
     grpc_host: str = _env("TIFFIN_GRPC_HOST", _text, "0.0.0.0")

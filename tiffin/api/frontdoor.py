@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from tiffin.api import keys
 from tiffin.api.endpoints import BadInput, Endpoints
 from tiffin.config import settings
 from tiffin.runtime.asgi import BodyError, Receive, Send, media_type, read_body
@@ -177,10 +178,12 @@ class FrontDoor:
     """Wraps the app BentoML built for one service. Until the service instance attaches its
     endpoints (its models loaded), every request goes to BentoML's app."""
 
-    def __init__(self, app: Callable, apps: dict[str, Callable] | None = None):
+    def __init__(self, app: Callable, apps: dict[str, Callable] | None = None, keyring: keys.Keyring | None = None):
         """`apps`: ASGI apps of our own, by path prefix ("/v2"), also served outside BentoML's
-        middlewares (mount them on the service too, for the front door off)."""
-        self.app = app
+        middlewares (mount them on the service too, for the front door off). `keyring`: the
+        API keys every request but the open ones must carry (None: open), checked here on
+        every route, the front door on or off."""
+        self.app, self.keyring = app, keyring
         self.apps = [(prefix + "/", prefix, sub) for prefix, sub in (apps or {}).items()]
         self.endpoints: Endpoints | None = None
         config = settings()
@@ -199,6 +202,12 @@ class FrontDoor:
         self._routes = self.routes(endpoints)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if self.keyring is not None and scope["type"] == "http":
+            needed = scope_of(scope["path"])
+            if needed is not None:
+                decision = self.keyring.check(keys.presented(dict(scope["headers"])), needed)
+                if not decision.allowed:
+                    return await _refuse(send, decision)
         if self.enabled and self.endpoints is not None and scope["type"] == "http":
             path = scope["path"]
             route = self._routes.get(path)
@@ -242,6 +251,53 @@ class FrontDoor:
         await send({"type": "http.response.body", "body": data})
 
 
+# Open to anyone: the probes platforms call, and the static pages (docs, playground), which
+# hold no model; the playground's calls to the API carry the key the user gives it.
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/v2/health/live", "/v2/health/ready", "/", "/docs.json"})
+OPEN_PREFIXES = ("/static_content/", "/playground")
+
+
+def scope_of(path: str) -> str | None:
+    """The scope a request to `path` needs; None: open."""
+    if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        return None
+    if path == "/metrics":
+        return "metrics"
+    if path.startswith("/admin"):
+        return "admin"
+    return "infer"
+
+
+async def _refuse(send: Send, decision: keys.Decision) -> None:
+    """RFC 6750's answers (401 with WWW-Authenticate, 403 insufficient_scope), or 429 with
+    Retry-After and the RateLimit fields (IETF httpapi-ratelimit-headers)."""
+    headers = []
+    if decision.status == 401:
+        error = ', error="invalid_token"' if "not valid" in decision.message else ""
+        headers.append((b"www-authenticate", f'Bearer realm="tiffin"{error}'.encode()))
+    elif decision.status == 403:
+        headers.append(
+            (b"www-authenticate", f'Bearer realm="tiffin", error="insufficient_scope", scope="{decision.scope}"'.encode())
+        )
+    else:
+        wait = str(max(1, round(decision.retry_after + 0.5))).encode()
+        headers += [
+            (b"retry-after", wait),
+            (b"ratelimit-limit", str(int(decision.limit)).encode()),
+            (b"ratelimit-remaining", b"0"),
+            (b"ratelimit-reset", wait),
+        ]
+    data = json.dumps({"error": decision.message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": decision.status,
+            "headers": [*JSON_HEADERS, (b"content-length", str(len(data)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
 class _Installed:
     """This process's front door, made when BentoML builds the app of the service this worker
     serves (one per worker process), and the endpoints its service instance attaches once its
@@ -276,7 +332,7 @@ def install(service: Any, apps: dict[str, Callable] | None = None) -> None:
         __slots__ = ()
 
         def to_asgi(self, is_main: bool = True):
-            return _THIS.built(FrontDoor(super().to_asgi(is_main), apps))
+            return _THIS.built(FrontDoor(super().to_asgi(is_main), apps, keys.keyring()))
 
     Fronted.__name__ = Fronted.__qualname__ = base.__name__
     service.__class__ = Fronted

@@ -88,9 +88,34 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return response
 
 
-async def start(registry: Registry, host: str, port: int) -> grpc.aio.Server:
+class KeyCheck(grpc.aio.ServerInterceptor):
+    """API keys on the inference service, from call metadata (`authorization: Bearer <key>` or
+    `x-api-key`); health and reflection stay open."""
+
+    def __init__(self, keyring):
+        self.keyring = keyring
+
+    async def intercept_service(self, continuation, details):
+        if not details.method.startswith(f"/{SERVICE_NAME}/"):
+            return await continuation(details)
+        from tiffin.api import keys
+
+        decision = self.keyring.check(keys.presented(dict(details.invocation_metadata or ())), "infer")
+        if decision.allowed:
+            return await continuation(details)
+        code = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED}.get(
+            decision.status, grpc.StatusCode.RESOURCE_EXHAUSTED
+        )
+
+        async def deny(request, context):
+            await context.abort(code, decision.message)
+
+        return grpc.unary_unary_rpc_method_handler(deny)
+
+
+async def start(registry: Registry, host: str, port: int, keyring=None) -> grpc.aio.Server:
     options = [("grpc.max_receive_message_length", MAX_OIP_BYTES), ("grpc.max_send_message_length", MAX_OIP_BYTES)]
-    server = grpc.aio.server(options=options)
+    server = grpc.aio.server(options=options, interceptors=[KeyCheck(keyring)] if keyring is not None else None)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(registry), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
