@@ -134,3 +134,30 @@ def ratios(rows: list[dict], limits: dict[str, float]) -> list[dict]:
             best = max(at, key=lambda p: p["rps"])
             r["best_peer"], r["vs_best_peer"] = best["server"], round(r["rps"] / max(best["rps"], 1e-9), 2)
     return rows
+
+
+async def auth_cost(png: bytes, seconds: float, rounds: int = 2) -> dict:
+    """The image route at 64 clients with API keys on (the key in every request) and off, in
+    alternating servers: the ratio of their best points."""
+    import hashlib
+    import secrets
+
+    from tiffin.deploy.serve import Server
+
+    key = "tfn_" + secrets.token_urlsafe(32)
+    guarded = {"TIFFIN_API_KEYS": f"bench:{hashlib.sha256(key.encode()).hexdigest()}:infer"}
+    best = {"on": 0.0, "off": 0.0}
+    for _ in range(rounds):
+        for mode, env in (("off", {}), ("on", guarded)):
+            with Server(env=env, ready_timeout=240) as server:
+                load = loads(server.url, png)["image"]
+                if mode == "on":
+                    load = HttpLoad(load.url, load.body, {**load.headers, "Authorization": f"Bearer {key}"})
+                row = await run_point(f"tiffin image, API keys {mode}", load, 64, seconds, server.proc.pid)
+                best[mode] = max(best[mode], row["rps"])
+    return {
+        "route": "image",
+        "what": "req/s at c=64 with API keys on / off (best of each)",
+        "value": round(best["on"] / max(best["off"], 1e-9), 3),
+        "goal": 0.98,
+    }

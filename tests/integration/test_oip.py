@@ -282,20 +282,20 @@ def test_request_larger_than_a_runner_batch_is_split_and_answered(triton):
 
 
 def test_work_past_the_runner_bound_is_503_with_retry_after(server):
-    """256 long texts for MiniLM are more than its runner will queue within its 3 s
-    latency bound on this CPU: the answer is 503 + Retry-After (gRPC UNAVAILABLE), not 500."""
+    """256 long texts for MiniLM may be more than its batcher can start within its deadline on
+    this CPU: then the answer is 503 + Retry-After (gRPC UNAVAILABLE), never 500."""
     texts = ["a long and winding review that goes on and on " * 10] * 256
     doc = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [256], "data": texts}]}
     r = httpx.post(f"{server.url}/v2/models/review-minilm/infer", json=doc, timeout=120)
     assert r.status_code in (200, 503), r.text
     if r.status_code == 503:
-        assert r.headers["retry-after"] == "1" and "busy" in r.json()["error"]
+        assert int(r.headers["retry-after"]) >= 1 and "try again" in r.json()["error"]
     client = triton_grpc.InferenceServerClient(server.grpc_target)
     inp = triton_grpc.InferInput("text", [256], "BYTES")
     inp.set_data_from_numpy(np.array([t.encode() for t in texts], dtype=object))
     try:
         client.infer("review-minilm", [inp], client_timeout=120)
     except InferenceServerException as exc:
-        assert "UNAVAILABLE" in str(exc.status()) and "busy" in exc.message()
+        assert "UNAVAILABLE" in str(exc.status()) and "try again" in exc.message()
     # and the service is fine afterwards
     assert httpx.post(f"{server.url}/classify_text", json={"text": "fine"}, timeout=60).status_code == 200

@@ -1,4 +1,5 @@
 import io
+import time
 
 import numpy as np
 import pytest
@@ -97,6 +98,46 @@ def test_huge_dimensions_are_refused_before_decoding(monkeypatch):
     monkeypatch.setattr(images, "MAX_PIXELS", 100)
     with pytest.raises(images.InvalidImage, match="at most 100 pixels"):
         images.decode_image(_encode(Image.new("L", (20, 20)), "PNG"))
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_hostile_shapes_cost_bounded_work():
+    """A 39 KB PNG of 50000x800 once became a 50000x50000 square (+2.4 GB); a 40000000x1 one
+    asked for petabytes. Past 16384 on a side: refused before decoding; below, scaled down
+    before it is padded."""
+    for shape in ((800, 50_000), (40_000_000, 1), (1, 40_000_000)):
+        with pytest.raises(images.InvalidImage, match="16384 pixels on a side"):
+            images.decode_image(_png(np.zeros(shape, np.uint8)))
+    start = time.perf_counter()
+    strip = np.full((500, 16_000), 255, np.uint8)
+    strip[:, 7_000:9_000] = 0  # a dark band in a light photo-style strip
+    out = images.decode_image(_png(strip))
+    assert out.shape == (28, 28) and time.perf_counter() - start < 2.0
+    assert out[0].max() == 0 and out[13].max() == 255  # padding in the border colour, inverted with it; the band in row 13
+
+
+def test_a_large_jpeg_decodes_at_reduced_scale_with_the_same_answer():
+    rng = np.random.default_rng(0)
+    photo = np.full((3000, 3000), 230, np.uint8)
+    photo[600:2400, 900:2100] = rng.integers(0, 80, (1800, 1200), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, format="JPEG", quality=92)
+    small = np.asarray(Image.fromarray(photo).resize((28, 28), Image.Resampling.BILINEAR, reducing_gap=3.0))
+    out = images.decode_image(buf.getvalue())
+    assert np.abs(out.astype(int) - (255 - small.astype(int))).mean() < 6  # inverted photo, same picture
+
+
+def test_a_phone_jpeg_with_more_pictures_in_it_is_accepted():
+    """MPO: a JPEG followed by more pictures (depth maps, previews), as many phones write."""
+    picture = Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    picture.save(buf, format="MPO", save_all=True, append_images=[picture])
+    assert images.decode_image(buf.getvalue()).shape == (28, 28)
 
 
 def test_normalise_checks_shape_and_standardises(fashion_data):

@@ -29,6 +29,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from tiffin.api import keys
 from tiffin.api.endpoints import BadInput, Endpoints
 from tiffin.config import settings
+from tiffin.runtime import loop_lag
 from tiffin.runtime.asgi import BodyError, Receive, Send, media_type, read_body
 from tiffin.runtime.batcher import Overloaded
 from tiffin.wire.schemas import DemandFeatures, TextRequest
@@ -202,6 +203,8 @@ class FrontDoor:
         self._routes = self.routes(endpoints)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # the worker's loop is running: watch how long it is held
+            loop_lag.start()
         if self.keyring is not None and scope["type"] == "http":
             needed = scope_of(scope["path"])
             if needed is not None:

@@ -69,6 +69,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             inputs = {}
             for i, t in enumerate(request.inputs):
                 shape = list(t.shape)
+                if len(shape) > 8 or any(d < 0 or d > 2**31 for d in shape):
+                    raise OIPError(f"input {t.name[:64]!r}: shape must be at most 8 whole numbers 0..{2**31}")
                 try:
                     inputs[t.name] = (
                         tensors.from_raw(t.datatype, shape, raw[i])
@@ -76,7 +78,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                         else tensors.from_contents(t.datatype, shape, t.contents)
                     )
                 except tensors.TensorError as exc:
-                    raise OIPError(f"input {t.name}: {exc}") from None
+                    raise OIPError(f"input {t.name[:64]}: {exc}") from None
+                except (ValueError, TypeError, OverflowError, MemoryError) as exc:  # e.g. 300 as UINT8 contents
+                    raise OIPError(f"input {t.name[:64]}: contents do not fit {t.datatype} {shape} ({exc})"[:500]) from None
             wanted = [o.name for o in request.outputs] or None
             outputs = await model.infer(inputs, wanted)
         except OIPError as exc:

@@ -66,11 +66,17 @@ class OIPModel:
         sig = self.signature
         expected = {t.name for t in sig.inputs}
         if set(inputs) != expected:
-            raise OIPError(f"model {self.name} takes inputs {sorted(expected)}, got {sorted(inputs)}")
+            got = sorted(inputs)
+            shown = ", ".join(got[:5]) + (f" and {len(got) - 5} more" if len(got) > 5 else "")
+            raise OIPError(f"model {self.name} takes inputs {sorted(expected)}, got {shown[:300]}")
         unknown = set(wanted or []) - {t.name for t in sig.outputs}
         if unknown:
             raise OIPError(f"model {self.name} has no output(s) {sorted(unknown)}; it has {[t.name for t in sig.outputs]}")
-        batch = sig.prepare(inputs)
+        # Decoding images (BYTES) or checking large tensors runs in a thread: the loop keeps answering.
+        if any(x.dtype == np.object_ or x.nbytes > 256 * 1024 for x in inputs.values()):
+            batch = await asyncio.to_thread(sig.prepare, inputs)
+        else:
+            batch = sig.prepare(inputs)
         if len(batch) == 0:
             raise OIPError("the request holds no items")
         if len(batch) > MAX_OIP_ITEMS:

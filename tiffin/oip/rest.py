@@ -3,6 +3,7 @@ service, with the binary tensor data extension that tritonclient.http uses by de
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from typing import Any
@@ -93,20 +94,61 @@ async def _read_body(request: Request) -> bytes:
     return body
 
 
+LOOP_BYTES = 256 * 1024  # bodies up to this size parse on the event loop (well under a millisecond)
+MAX_DIM = 2**31  # no OIP dimension is larger; past it numpy's int64 products overflow
+
+
+def _shape_ok(shape: Any) -> bool:
+    return isinstance(shape, list) and all(type(d) is int and 0 <= d <= MAX_DIM for d in shape) and len(shape) <= 8
+
+
+def _check_request(doc: dict[str, Any]) -> None:
+    """The request's structure, field by field, before any of it is used: a wrong JSON type
+    anywhere is a 400 that names the field, never an exception from deeper down."""
+    if "parameters" in doc and not isinstance(doc["parameters"], dict):
+        raise OIPError('"parameters" must be a JSON object')
+    outputs = doc.get("outputs", [])
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
+        raise OIPError('"outputs" must be a list of objects, each with a string "name"')
+    for o in outputs:
+        if "parameters" in o and not isinstance(o["parameters"], dict):
+            raise OIPError(f'output {o["name"]!r}: "parameters" must be a JSON object')
+    for i, t in enumerate(doc["inputs"]):
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not isinstance(t.get("datatype"), str):
+            raise OIPError(f"input {i}: needs a string name and datatype, an integer shape and data")
+        if not _shape_ok(t.get("shape")):
+            raise OIPError(f"input {t['name']!r}: shape must be a list of at most 8 whole numbers 0..{MAX_DIM}")
+        params = t.get("parameters", {})
+        if not isinstance(params, dict):
+            raise OIPError(f'input {t["name"]!r}: "parameters" must be a JSON object')
+        size = params.get("binary_data_size")
+        if size is not None and not (type(size) is int and 0 <= size <= MAX_OIP_BYTES):
+            raise OIPError(f"input {t['name']!r}: binary_data_size must be a whole number of bytes 0..{MAX_OIP_BYTES}")
+    if len({t["name"] for t in doc["inputs"]}) != len(doc["inputs"]):
+        raise OIPError("each input name may appear once")
+
+
 def _parse(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
             raise OIPError(f"{HEADER_LENGTH} {header_length!r} does not fit a body of {len(body)} bytes")
         head, binary = body[: int(header_length)], body[int(header_length) :]
     else:
         head, binary = body, b""
     try:
-        doc = json.loads(head)
+        doc = json.loads(head, parse_constant=_no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise OIPError(f"request is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise OIPError("request JSON is nested too deep") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
         raise OIPError('request must be a JSON object with an "inputs" list')
+    _check_request(doc)
     return doc, binary
+
+
+def _no_constant(name: str) -> Any:
+    raise OIPError(f"request JSON holds {name}, which is not JSON; send numbers")
 
 
 def _decode_inputs(doc: dict[str, Any], binary: bytes) -> dict[str, np.ndarray]:
@@ -125,6 +167,8 @@ def _decode_inputs(doc: dict[str, Any], binary: bytes) -> dict[str, np.ndarray]:
             arrays[tensor["name"]] = tensors.from_json(tensor, raw)
         except tensors.TensorError as exc:
             raise OIPError(str(exc)) from None
+        except (ValueError, TypeError, OverflowError, MemoryError, RecursionError) as exc:  # ragged or absurd data
+            raise OIPError(f"input {tensor['name']!r}: data does not fit its shape and datatype ({type(exc).__name__})") from None
     return arrays
 
 
@@ -138,8 +182,15 @@ def _wants_binary(doc: dict[str, Any], name: str) -> bool:
 @_answers_errors
 async def infer(request: Request) -> Response:
     reg, model = _registry(request), _model(request)
-    doc, binary = _parse(await _read_body(request), request.headers.get(HEADER_LENGTH))
-    inputs = _decode_inputs(doc, binary)
+    body = await _read_body(request)
+    # A large body (up to MAX_OIP_BYTES) is parsed in a thread: the event loop keeps answering.
+    header_length = request.headers.get(HEADER_LENGTH)
+    if len(body) > LOOP_BYTES:
+        doc, binary = await asyncio.to_thread(_parse, body, header_length)
+        inputs = await asyncio.to_thread(_decode_inputs, doc, binary)
+    else:
+        doc, binary = _parse(body, header_length)
+        inputs = _decode_inputs(doc, binary)
     wanted = [o.get("name") for o in doc.get("outputs") or []] or None
     outputs = await model.infer(inputs, wanted)
     result: dict[str, Any] = {"model_name": model.name, "model_version": reg.version(model.name), "outputs": []}

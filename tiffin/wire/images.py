@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from tiffin.wire.limits import MAX_PIXELS
+from tiffin.wire.limits import MAX_PIXELS, MAX_SIDE
 
 SIDE = 28  # the Fashion-MNIST CNN's input: SIDE x SIDE grey pixels
 
@@ -77,11 +77,29 @@ def open_image(data: bytes) -> Image.Image:
             img = Image.open(io.BytesIO(data))
     except _FAILURES as exc:
         raise _invalid(exc) from None
-    if img.format not in ("PNG", "JPEG"):
+    if img.format not in ("PNG", "JPEG", "MPO"):  # MPO: a JPEG with more pictures after it, as phones write
         raise InvalidImage(f"unsupported image format {img.format}; send PNG or JPEG")
     if img.width * img.height > MAX_PIXELS:
         raise InvalidImage(f"image is {img.width}x{img.height}; at most {MAX_PIXELS} pixels are accepted")
+    if max(img.width, img.height) > MAX_SIDE:
+        raise InvalidImage(f"image is {img.width}x{img.height}; at most {MAX_SIDE} pixels on a side are accepted")
     return img
+
+
+def border_median(grey: np.ndarray) -> int:
+    """The median of the outermost rows and columns, as np.median gives it, rounded down. A
+    small border is sorted; a long one (a 40000000x1 strip has 80 million border pixels) is
+    counted per grey level instead, which needs no copy of it."""
+    edges = (grey[0], grey[-1], grey[:, 0], grey[:, -1])
+    n = sum(len(e) for e in edges)
+    if n <= 4096:
+        border = np.sort(np.concatenate(edges))
+        lo, hi = int(border[(n - 1) // 2]), int(border[n // 2])
+    else:
+        # Pillow's histogram counts uint8 in place (np.bincount would widen each pixel to 8 bytes)
+        ranks = np.cumsum(sum(np.array(Image.fromarray(np.ascontiguousarray(e)[None]).histogram()) for e in edges))
+        lo, hi = (int(np.searchsorted(ranks, k + 1)) for k in ((n - 1) // 2, n // 2))
+    return (lo + hi) // 2
 
 
 def to_pixels(img: Image.Image) -> np.ndarray:
@@ -89,8 +107,13 @@ def to_pixels(img: Image.Image) -> np.ndarray:
 
     Fashion-MNIST shows a light garment on a black background, centred in a square. A
     photo is usually the reverse, so an image whose border is brighter than its centre
-    is inverted; a non-square image is padded to a square with its border colour.
+    is inverted; a non-square image is scaled to fit the square and padded with its border
+    colour. The work and memory stay bounded by the upload's pixels (at most MAX_PIXELS):
+    a large JPEG is decoded at 1/2-1/8 scale (libjpeg's), and nothing is padded before it
+    is scaled down (a 50000x800 strip never becomes a 50000x50000 square).
     """
+    if img.format in ("JPEG", "MPO") and max(img.size) > 4 * SIDE:
+        img.draft("L", (4 * SIDE, 4 * SIDE))  # still at least 4x the model's side
     try:
         img.load()
     except _FAILURES as exc:
@@ -98,17 +121,18 @@ def to_pixels(img: Image.Image) -> np.ndarray:
     if any(key in img.info for key in _ORIENTATION_KEYS):
         img = ImageOps.exif_transpose(img)
     grey = np.asarray(img if img.mode == "L" else img.convert("L"), dtype=np.uint8)
-    border = np.sort(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
-    half = len(border) // 2  # the border's median, as np.median gives it, rounded down
-    fill = (int(border[half - 1]) + int(border[half])) // 2 if len(border) % 2 == 0 else int(border[half])
+    fill = border_median(grey)
     h, w = grey.shape
     if (h, w) == (SIDE, SIDE):
         small = grey  # already square and the model's size: padding and resizing change nothing
     else:
-        side = max(h, w)
-        square = np.full((side, side), fill, dtype=np.uint8)
-        square[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = grey
-        small = np.asarray(Image.fromarray(square).resize((SIDE, SIDE), Image.Resampling.BILINEAR))
+        scale = SIDE / max(h, w)
+        fit_w, fit_h = max(1, round(w * scale)), max(1, round(h * scale))
+        # reducing_gap: a box reduction by a whole factor first, so a huge image costs no huge filter table
+        fitted = np.asarray(Image.fromarray(grey).resize((fit_w, fit_h), Image.Resampling.BILINEAR, reducing_gap=3.0))
+        small = np.full((SIDE, SIDE), fill, dtype=np.uint8)
+        top, left = (SIDE - fit_h) // 2, (SIDE - fit_w) // 2
+        small[top : top + fit_h, left : left + fit_w] = fitted
     centre = small[SIDE // 4 : -SIDE // 4, SIDE // 4 : -SIDE // 4]
     if fill * centre.size > int(centre.sum()):  # the border is brighter than the centre's mean
         small = 255 - small
