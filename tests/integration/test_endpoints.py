@@ -143,6 +143,12 @@ def test_bentoml_own_routes_give_the_same_answers_with_the_front_door_off(server
             assert door == pytest.approx(bento)
         r = httpx.post(off.url + bad[0], timeout=30, **bad[1])
         assert r.status_code == 400 and "blank" in r.json()["error"]
+        # a text field named image would be a URL for BentoML to fetch (server-side request forgery)
+        for url in (off.url, server.url):
+            r = httpx.post(
+                url + "/classify_image", files={"image": (None, "http://169.254.169.254/latest/meta-data")}, timeout=30
+            )
+            assert r.status_code == 400, r.text
         # BentoML counted these requests per route: its middlewares ran
         assert 'endpoint="/classify_text"' in httpx.get(off.url + "/metrics").text
 

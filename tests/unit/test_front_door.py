@@ -162,3 +162,12 @@ def test_any_body_is_read_or_refused_with_a_4xx(tail, boundary):
         form_parts(b"multipart/form-data; boundary=" + boundary, b"--xyz\r\n" + tail)
     except BadInput as exc:
         assert exc.status == 400
+
+
+def test_a_huge_url_or_header_block_is_refused_before_any_work(endpoints):
+    r = call(endpoints, "GET", "/classify_text?q=" + "a" * 9000)
+    assert r.status_code == 414 and "URL" in r.json()["error"]
+    r = call(endpoints, "POST", "/classify_text", json={"text": "a"}, headers={f"x-h{i}": "v" for i in range(150)})
+    assert r.status_code == 431
+    r = call(endpoints, "POST", "/classify_text", json={"text": "a"}, headers={"x-big": "v" * 20_000})
+    assert r.status_code == 431 and "16384 bytes" in r.json()["error"]

@@ -205,6 +205,10 @@ class FrontDoor:
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":  # the worker's loop is running: watch how long it is held
             loop_lag.start()
+        if scope["type"] == "http":
+            refusal = _request_line_problem(scope)
+            if refusal is not None:
+                return await _send_json(send, *refusal)
         if self.keyring is not None and scope["type"] == "http":
             needed = scope_of(scope["path"])
             if needed is not None:
@@ -269,6 +273,36 @@ def scope_of(path: str) -> str | None:
     if path.startswith("/admin"):
         return "admin"
     return "infer"
+
+
+MAX_URL_BYTES = 8 * 1024
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def _request_line_problem(scope: dict[str, Any]) -> tuple[int, dict] | None:
+    """414 for a URL, 431 for headers, past what any client of ours sends (uvicorn itself
+    takes whatever arrives; these keep the work per request small from here on)."""
+    url = len(scope.get("raw_path") or scope["path"]) + len(scope.get("query_string", b""))
+    if url > MAX_URL_BYTES:
+        return 414, {"error": f"the URL is {url} bytes; at most {MAX_URL_BYTES} are accepted"}
+    headers = scope.get("headers", [])
+    size = sum(len(k) + len(v) for k, v in headers)
+    if len(headers) > MAX_HEADERS or size > MAX_HEADER_BYTES:
+        return 431, {"error": f"{len(headers)} headers of {size} bytes; at most {MAX_HEADERS} headers, {MAX_HEADER_BYTES} bytes"}
+    return None
+
+
+async def _send_json(send: Send, status: int, body: dict) -> None:
+    data = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*JSON_HEADERS, (b"content-length", str(len(data)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
 
 
 async def _refuse(send: Send, decision: keys.Decision) -> None:

@@ -70,6 +70,9 @@ class RequestGuard:
                 return f"unexpected form field(s) {', '.join(sorted(names - expected))}; send only: {wanted}"
             if expected - names:
                 return f"missing form field(s) {', '.join(sorted(expected - names))}; send: {wanted}"
+            texts = sorted(n for n in names if isinstance(form[n], str))
+            if texts:  # BentoML would take a text field as a URL to fetch: never let it
+                return f"form field(s) {', '.join(texts)} must be file uploads (curl -F name=@file), not text"
             return None
         finally:
             await form.close()
