@@ -82,11 +82,13 @@ def test_all_three_endpoints_answer(container):
 def test_logs_are_structured_json(container):
     import json
 
-    httpx.post(container["url"] + "/classify_text", json={"text": "logged"}, timeout=30)
+    # BentoML's own routes are access-logged; the front door's (typed, OIP, hot path) are
+    # counted per model in /metrics instead (docs/decisions/009-front-door.md)
+    httpx.get(container["url"] + "/docs.json", timeout=30)
     out = podman("logs", container["name"])
     lines = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("{")]
     entries = [json.loads(line) for line in lines]
-    assert any("/classify_text" in e["message"] and e["logger"].startswith("bentoml.access") for e in entries), lines[-5:]
+    assert any("/docs.json" in e["message"] and e["logger"].startswith("bentoml.access") for e in entries), lines[-5:]
     assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
 
 

@@ -215,6 +215,8 @@ class FrontDoor:
                 decision = self.keyring.check(keys.presented(dict(scope["headers"])), needed)
                 if not decision.allowed:
                     return await _refuse(send, decision)
+        if scope["type"] == "http" and scope["path"] == "/docs.json" and scope["method"] == "GET":
+            return await self._docs(scope, receive, send)
         if self.enabled and self.endpoints is not None and scope["type"] == "http":
             path = scope["path"]
             route = self._routes.get(path)
@@ -224,6 +226,25 @@ class FrontDoor:
                 if path.startswith(under):
                     return await sub({**scope, "root_path": scope.get("root_path", "") + prefix}, receive, send)
         await self.app(scope, receive, send)
+
+    async def _docs(self, scope, receive: Receive, send: Send) -> None:
+        """BentoML's OpenAPI document, told the whole truth about the typed routes: their body
+        is required, and every status they answer is listed with its error schema."""
+        start, chunks = {}, []
+
+        async def keep(message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, keep)
+        body = b"".join(chunks)
+        if start.get("status") == 200:
+            body = json.dumps(openapi_truth(json.loads(body))).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
     async def _typed(self, scope, receive: Receive, send: Send, path: str, media: str, limit: int, handler: Handler) -> None:
         sent = media_type(scope)
@@ -333,6 +354,32 @@ async def _refuse(send: Send, decision: keys.Decision) -> None:
         }
     )
     await send({"type": "http.response.body", "body": data})
+
+
+ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+ANSWERED = {
+    "400": "the input is not valid: the message names the field",
+    "401": "an API key is needed (when keys are set) or is not valid",
+    "403": "the API key lacks the scope",
+    "413": "the body is over the route's limit",
+    "415": "the body is not of the content type the route takes",
+    "429": "the key's quota is used up: see Retry-After",
+    "431": "too many or too large headers",
+    "503": "the model's queue is full or would not reach the request in time: see Retry-After",
+}
+
+
+def openapi_truth(spec: dict) -> dict:
+    for path in ROUTES:
+        operation = spec.get("paths", {}).get(path, {}).get("post")
+        if operation is None:
+            continue
+        if "requestBody" in operation:
+            operation["requestBody"]["required"] = True
+        responses = operation.setdefault("responses", {})
+        for status, what in ANSWERED.items():
+            responses[status] = {"description": what, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+    return spec
 
 
 class _Installed:

@@ -21,7 +21,8 @@ def _unit(description: str) -> object:
 class DemandFeatures(BaseModel):
     """One hour of calendar and weather, in ISLP Bikeshare's column names and units."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": EXAMPLE_DEMAND_ROW})
+    # strict: a number field takes numbers only (not true/false or "3"), as the schema says
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"example": EXAMPLE_DEMAND_ROW})
 
     season: int = Field(ge=1, le=4, description="1 winter, 2 spring, 3 summer, 4 fall")
     mnth: Month = Field(description="month as spelled in the data set")
@@ -37,7 +38,7 @@ class DemandFeatures(BaseModel):
 
 
 class TextRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"text": EXAMPLE_TEXT, "tier": "small"}})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"example": {"text": EXAMPLE_TEXT, "tier": "small"}})
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="a review snippet in English")
     tier: Tier = Field("small", description="small (TextCNN), large (MiniLM), or auto: small, and large when small is unsure")
