@@ -210,6 +210,16 @@ def test_grpc_health_and_reflection(server):
                 names = {s.name for s in response.list_services_response.service}
                 assert "inference.GRPCInferenceService" in names and "grpc.health.v1.Health" in names
                 break
+            # v1, as grpcurl asks first: the same messages under the v1 service name
+            v1 = channel.stream_stream(
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+            )
+            async for response in v1(iter([reflection_pb2.ServerReflectionRequest(list_services="")])):
+                names = {s.name for s in response.list_services_response.service}
+                assert {"inference.GRPCInferenceService", "grpc.reflection.v1.ServerReflection"} <= names
+                break
 
     asyncio.run(check())
 

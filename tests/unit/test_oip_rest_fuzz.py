@@ -106,3 +106,28 @@ def test_known_500s_are_now_4xx(app, body, headers, fragment):
     r = post(app, "/models/fashion-cnn/infer", body, headers)
     assert 400 <= r.status_code < 500, r.text
     assert fragment in r.json()["error"]
+
+
+def test_protocol_edges(app):
+    import gzip
+    import zlib
+
+    doc = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["fine"]}]}
+    plain = json.dumps(doc).encode()
+    for encoding, body in (("gzip", gzip.compress(plain)), ("deflate", zlib.compress(plain))):
+        r = post(app, "/models/review-textcnn/infer", body, {"content-encoding": encoding})
+        assert r.status_code == 200, r.text
+    r = post(app, "/models/review-textcnn/infer", plain, {"content-encoding": "br"})
+    assert r.status_code == 415 and "gzip, deflate" in r.json()["error"]
+    bomb = gzip.compress(b" " * (17 * 1024 * 1024))  # 17 MB of spaces in 17 KB
+    assert post(app, "/models/review-textcnn/infer", bomb, {"content-encoding": "gzip"}).status_code == 413
+    doc["outputs"] = [{"name": "label", "parameters": {"classification": 2}}]
+    r = post(app, "/models/review-textcnn/infer", json.dumps(doc).encode())
+    assert r.status_code == 400 and "class_count" in r.json()["error"]
+
+    async def get(path):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oip") as client:
+            return await client.get(path)
+
+    r = asyncio.run(get("/models/review-textcnn/statistics"))
+    assert r.status_code == 404 and "no such route" in r.json()["error"]

@@ -81,6 +81,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                     raise OIPError(f"input {t.name[:64]}: {exc}") from None
                 except (ValueError, TypeError, OverflowError, MemoryError) as exc:  # e.g. 300 as UINT8 contents
                     raise OIPError(f"input {t.name[:64]}: contents do not fit {t.datatype} {shape} ({exc})"[:500]) from None
+            if any("classification" in o.parameters for o in request.outputs):
+                raise OIPError("the classification extension (class_count) is not served: ask for probabilities and label")
             wanted = [o.name for o in request.outputs] or None
             outputs = await model.infer(inputs, wanted)
         except OIPError as exc:
@@ -117,14 +119,34 @@ class KeyCheck(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(deny)
 
 
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+def _reflection_v1(server: grpc.aio.Server, names: list[str]) -> None:
+    """Reflection under its v1 name too (grpcurl and newer clients ask for v1 first).
+    grpcio-reflection serves v1alpha only; v1's messages are v1alpha's, field for field, so
+    the same servicer answers both."""
+    from grpc_reflection.v1alpha import reflection_pb2
+    from grpc_reflection.v1alpha._async import ReflectionServicer
+
+    servicer = ReflectionServicer([*names, REFLECTION_V1])
+    method = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": method}),))
+
+
 async def start(registry: Registry, host: str, port: int, keyring=None) -> grpc.aio.Server:
     options = [("grpc.max_receive_message_length", MAX_OIP_BYTES), ("grpc.max_send_message_length", MAX_OIP_BYTES)]
     server = grpc.aio.server(options=options, interceptors=[KeyCheck(keyring)] if keyring is not None else None)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(registry), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    _reflection_v1(server, [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME])
     reflection.enable_server_reflection(
-        [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+        [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME, REFLECTION_V1], server
     )
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise RuntimeError(f"gRPC could not bind {host}:{port}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import zlib
 from typing import Any
 
 import numpy as np
@@ -91,7 +92,23 @@ async def _read_body(request: Request) -> bytes:
         raise OIPError(str(exc), exc.status) from None
     if body is None:
         raise OIPError("the client went away", 400)
-    return body
+    return _decompressed(body, request.headers.get("content-encoding", "identity").strip().lower())
+
+
+def _decompressed(body: bytes, encoding: str) -> bytes:
+    """A gzip or deflate body, inflated within the same limit as a plain one."""
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise OIPError(f"Content-Encoding {encoding[:32]!r} is not accepted; send gzip, deflate or none", 415)
+    inflate = zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib headers, told apart by the data
+    try:
+        out = inflate.decompress(body, MAX_OIP_BYTES + 1)
+    except zlib.error as exc:
+        raise OIPError(f"the {encoding} body cannot be inflated: {exc}") from None
+    if len(out) > MAX_OIP_BYTES or inflate.unconsumed_tail:
+        raise OIPError(f"the inflated body exceeds {MAX_OIP_BYTES} bytes", 413)
+    return out
 
 
 LOOP_BYTES = 256 * 1024  # bodies up to this size parse on the event loop (well under a millisecond)
@@ -124,6 +141,8 @@ def _check_request(doc: dict[str, Any]) -> None:
         size = params.get("binary_data_size")
         if size is not None and not (type(size) is int and 0 <= size <= MAX_OIP_BYTES):
             raise OIPError(f"input {t['name']!r}: binary_data_size must be a whole number of bytes 0..{MAX_OIP_BYTES}")
+    if any("classification" in (o.get("parameters") or {}) for o in outputs):
+        raise OIPError("the classification extension (class_count) is not served: ask for the probabilities and label outputs")
     if len({t["name"] for t in doc["inputs"]}) != len(doc["inputs"]):
         raise OIPError("each input name may appear once")
 
@@ -232,7 +251,14 @@ def build_app() -> Starlette:
             Route(prefix + "/config", model_config, methods=["GET"]),
             Route(prefix + "/infer", infer, methods=["POST"]),
         ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={404: _not_served, 405: _not_served})
+
+
+async def _not_served(request: Request, exc: Exception) -> Response:
+    """JSON, as every OIP answer (tritonclient cannot read Starlette's plain-text 404)."""
+    status = getattr(exc, "status_code", 404)
+    what = "no such route under /v2" if status == 404 else f"{request.method} is not served here"
+    return JSONResponse({"error": f"{what}: {request.url.path}"}, status_code=status)
 
 
 class V2Root:
