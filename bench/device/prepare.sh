@@ -3,7 +3,7 @@
 # that machine has Python 3.12 with a CUDA torch, aiohttp, grpcio, numpy and more, nothing
 # can be installed there from the network, and what it lacks travels with the working tree.
 # Here: Python 3.12 wheels of what our services need and its image lacks (bentoml and its
-# dependencies, pydantic, uvicorn, httptools; the versions of our own venv), and wrk's
+# dependencies, pydantic, uvicorn, httptools, uvloop, python-multipart; our venv's versions), and wrk's
 # Debian packages (the load generator). Then, on the device: `bash bench/device/run.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +15,7 @@ $PY -m pip freeze --exclude-editable | grep -v '^torch==' > .whl/constraints.txt
 $PY -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_26_x86_64 \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
-  -c .whl/constraints.txt -d .whl/all bentoml pydantic uvicorn httptools
+  -c .whl/constraints.txt -d .whl/all bentoml pydantic uvicorn httptools uvloop python-multipart
 # Keep only what the image lacks: two versions of one package there stop the whole install.
 $PY - "$KINDS" <<'PY'
 import re, shutil, sys

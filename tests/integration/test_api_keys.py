@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import grpc
 import httpx
+import numpy as np
 import pytest
 
 from tiffin.deploy.serve import Server
@@ -85,25 +85,28 @@ def test_probes_and_pages_stay_open(guarded):
 
 @pytest.mark.parametrize("who", AUTH)
 def test_grpc_checks_the_key_from_call_metadata(guarded, who):
-    from tiffin.oip import inference_pb2 as pb
-    from tiffin.oip import inference_pb2_grpc as pb_grpc
+    """With tritonclient, as users call it: its `headers` travel as call metadata."""
+    import tritonclient.grpc as triton_grpc
+    from tritonclient.utils import InferenceServerException
 
     auth, status = AUTH[who]
-    metadata = [(k.lower(), v) for k, v in auth.items()]
-    request = pb.ModelInferRequest(
-        model_name="fashion-cnn",
-        inputs=[pb.ModelInferRequest.InferInputTensor(name="image", datatype="UINT8", shape=[1, 28, 28])],
-        raw_input_contents=[bytes(784)],
-    )
-    with grpc.insecure_channel(guarded.grpc_target) as channel:
-        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+    client = triton_grpc.InferenceServerClient(guarded.grpc_target)
+    image = triton_grpc.InferInput("image", [1, 28, 28], "UINT8")
+    image.set_data_from_numpy(np.zeros((1, 28, 28), dtype=np.uint8))
+    headers = {k.lower(): v for k, v in auth.items()}
+    try:
         if status == 200:
-            assert stub.ModelInfer(request, metadata=metadata, timeout=30).model_name == "fashion-cnn"
+            assert (
+                client.infer("fashion-cnn", [image], headers=headers, client_timeout=30).get_response().model_name
+                == "fashion-cnn"
+            )
             return
-        with pytest.raises(grpc.RpcError) as caught:
-            stub.ModelInfer(request, metadata=metadata, timeout=30)
-        expected = grpc.StatusCode.UNAUTHENTICATED if status == 401 else grpc.StatusCode.PERMISSION_DENIED
-        assert caught.value.code() == expected, caught.value.details()
+        with pytest.raises(InferenceServerException) as caught:
+            client.infer("fashion-cnn", [image], headers=headers, client_timeout=30)
+        expected = "UNAUTHENTICATED" if status == 401 else "PERMISSION_DENIED"
+        assert expected in str(caught.value.status()), caught.value
+    finally:
+        client.close()
 
 
 def test_a_quota_answers_429_then_recovers(guarded):
