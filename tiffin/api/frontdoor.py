@@ -30,12 +30,11 @@ from tiffin.api import keys
 from tiffin.api.endpoints import BadInput, Endpoints
 from tiffin.config import settings
 from tiffin.runtime import loop_lag
-from tiffin.runtime.asgi import BodyError, Receive, Send, media_type, read_body
+from tiffin.runtime.asgi import BodyError, Receive, Send, media_type, read_body, send_json
 from tiffin.runtime.batcher import Overloaded
 from tiffin.wire.schemas import DemandFeatures, TextRequest
 
 log = logging.getLogger("tiffin")
-JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 def describe(exc: ValidationError) -> str:
@@ -203,22 +202,22 @@ class FrontDoor:
         self._routes = self.routes(endpoints)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":  # the worker's loop is running: watch how long it is held
-            loop_lag.start()
-        if scope["type"] == "http":
-            refusal = _request_line_problem(scope)
-            if refusal is not None:
-                return await _send_json(send, *refusal)
-        if self.keyring is not None and scope["type"] == "http":
-            needed = scope_of(scope["path"])
-            if needed is not None:
-                decision = self.keyring.check(keys.presented(dict(scope["headers"])), needed)
-                if not decision.allowed:
-                    return await _refuse(send, decision)
-        if scope["type"] == "http" and scope["path"] == "/docs.json" and scope["method"] == "GET":
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":  # the worker's loop is running: watch how long it is held
+                loop_lag.start()
+            return await self.app(scope, receive, send)
+        refusal = _request_line_problem(scope)
+        if refusal is not None:
+            return await send_json(send, *refusal)
+        path = scope["path"]
+        needed = scope_of(path) if self.keyring is not None else None
+        if needed is not None:
+            decision = self.keyring.check(keys.presented(dict(scope["headers"])), needed)
+            if not decision.allowed:
+                return await _refuse(send, decision)
+        if path == "/docs.json" and scope["method"] == "GET":
             return await self._docs(scope, receive, send)
-        if self.enabled and self.endpoints is not None and scope["type"] == "http":
-            path = scope["path"]
+        if self.enabled and self.endpoints is not None:
             route = self._routes.get(path)
             if route is not None and scope["method"] == "POST":
                 return await self._typed(scope, receive, send, path, *route)
@@ -268,15 +267,7 @@ class FrontDoor:
             except Exception as exc:  # the model failed on this batch: say so once, the worker lives on
                 log.exception("%s failed", path)
                 status, body = 500, {"error": f"the model failed on this request ({type(exc).__name__}); try again"}
-        data = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*JSON_HEADERS, (b"content-length", str(len(data)).encode()), *headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
+        await send_json(send, status, body, tuple(headers))
 
 
 # Open to anyone: the probes platforms call, and the static pages (docs, playground), which
@@ -314,18 +305,6 @@ def _request_line_problem(scope: dict[str, Any]) -> tuple[int, dict] | None:
     return None
 
 
-async def _send_json(send: Send, status: int, body: dict) -> None:
-    data = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*JSON_HEADERS, (b"content-length", str(len(data)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})
-
-
 async def _refuse(send: Send, decision: keys.Decision) -> None:
     """RFC 6750's answers (401 with WWW-Authenticate, 403 insufficient_scope), or 429 with
     Retry-After and the RateLimit fields (IETF httpapi-ratelimit-headers)."""
@@ -345,15 +324,7 @@ async def _refuse(send: Send, decision: keys.Decision) -> None:
             (b"ratelimit-remaining", b"0"),
             (b"ratelimit-reset", wait),
         ]
-    data = json.dumps({"error": decision.message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": decision.status,
-            "headers": [*JSON_HEADERS, (b"content-length", str(len(data)).encode()), *headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})
+    await send_json(send, decision.status, {"error": decision.message}, tuple(headers))
 
 
 ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
