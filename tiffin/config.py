@@ -98,6 +98,11 @@ class Settings:
     # API keys (tiffin/api/keys.py): entries NAME:SHA256:SCOPES[:RATE/BURST]; a JSON file, re-read
     api_keys: str | None = _env("TIFFIN_API_KEYS", lambda name, raw: raw, None)
     api_keys_file: str | None = _env("TIFFIN_API_KEYS_FILE", _text, None)
+    # the payload log (tiffin/runtime/payload_log.py): off unless a file is named
+    payload_log: str | None = _env("TIFFIN_PAYLOAD_LOG", _text, None)
+    payload_log_mb: int = _env("TIFFIN_PAYLOAD_LOG_MB", _number(int, 1), 64)
+    payload_log_files: int = _env("TIFFIN_PAYLOAD_LOG_FILES", _number(int, 0), 4)
+    payload_sample: float = _env("TIFFIN_PAYLOAD_SAMPLE", _number(float, 0.0, 1.0), 0.0)
     # off: the typed routes and /v2 go through BentoML's own request path (tiffin/api/frontdoor.py)
     front_door: bool = _env("TIFFIN_FRONT_DOOR", on_off, True)
     grpc_host: str = _env("TIFFIN_GRPC_HOST", _text, "0.0.0.0")

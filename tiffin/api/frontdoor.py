@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,7 +30,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from tiffin.api import keys
 from tiffin.api.endpoints import BadInput, Endpoints
 from tiffin.config import settings
-from tiffin.runtime import loop_lag
+from tiffin.runtime import loop_lag, payload_log
 from tiffin.runtime.asgi import BodyError, Receive, Send, media_type, read_body, send_json
 from tiffin.runtime.batcher import Overloaded
 from tiffin.wire.schemas import DemandFeatures, TextRequest
@@ -149,20 +150,22 @@ def only_field(parts: dict[str, bytes], name: str) -> bytes:
     return parts[name]
 
 
-Handler = Callable[[Endpoints, bytes, bytes], Awaitable[dict]]
+# (endpoints, Content-Type, body) -> (the answer, the input as the payload log keeps it)
+Handler = Callable[[Endpoints, bytes, bytes], Awaitable[tuple[dict, bytes]]]
 
 
-async def _image(endpoints: Endpoints, content_type: bytes, body: bytes) -> dict:
-    return await endpoints.classify_image(only_field(form_parts(content_type, body), "image"))
+async def _image(endpoints: Endpoints, content_type: bytes, body: bytes) -> tuple[dict, bytes]:
+    image = only_field(form_parts(content_type, body), "image")
+    return await endpoints.classify_image(image), image
 
 
-async def _text(endpoints: Endpoints, content_type: bytes, body: bytes) -> dict:
+async def _text(endpoints: Endpoints, content_type: bytes, body: bytes) -> tuple[dict, bytes]:
     request = parse_json(TextRequest, body)
-    return await endpoints.classify_text(request.text, request.tier)
+    return await endpoints.classify_text(request.text, request.tier), body
 
 
-async def _demand(endpoints: Endpoints, content_type: bytes, body: bytes) -> dict:
-    return await endpoints.predict_demand(parse_json(DemandFeatures, body).model_dump())
+async def _demand(endpoints: Endpoints, content_type: bytes, body: bytes) -> tuple[dict, bytes]:
+    return await endpoints.predict_demand(parse_json(DemandFeatures, body).model_dump()), body
 
 
 # path -> (the media type it takes, its body limit's setting, its handler, the backends it
@@ -189,6 +192,7 @@ class FrontDoor:
         config = settings()
         self.limits = {path: getattr(config, limit) for path, (_, limit, _, _) in ROUTES.items()}
         self.enabled = config.front_door
+        self.payload_log = payload_log.PayloadLog.from_settings()
 
     def routes(self, endpoints: Endpoints) -> dict[str, tuple[str, int, Handler]]:
         return {
@@ -255,8 +259,13 @@ class FrontDoor:
                 data = await read_body(scope, receive, limit)
                 if data is None:
                     return  # the client went away
-                content_type = dict(scope["headers"]).get(b"content-type", b"")
-                status, body = 200, await handler(self.endpoints, content_type, data)
+                headers_in = dict(scope["headers"])
+                started = time.perf_counter()
+                answer, logged = await handler(self.endpoints, headers_in.get(b"content-type", b""), data)
+                status, body = 200, answer
+                if self.payload_log is not None:
+                    request_id = headers_in.get(b"x-request-id", b"").decode("latin-1")[:128] or None
+                    self.payload_log.record(path, logged, answer, time.perf_counter() - started, request_id)
             except BodyError as exc:
                 status, body = exc.status, {"error": str(exc)}
             except BadInput as exc:

@@ -1,10 +1,12 @@
-"""`tiffin predict image|text|demand ...`: call a running tiffin server from the shell."""
+"""`tiffin predict image|text|demand ...`: call a running tiffin server from the shell.
+`tiffin logs export FILE... --out DIR`: payload logs into data sets."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from tiffin.client.core import DEFAULT_URL, Client, ServerError
 from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
@@ -24,11 +26,21 @@ def _parser() -> argparse.ArgumentParser:
     demand = predict.add_parser("demand", help="bikes rented in one hour (unset fields take the example's values)")
     for name, value in EXAMPLE_DEMAND_ROW.items():
         demand.add_argument(f"--{name}", type=type(value), default=value)
+    logs = sub.add_parser("logs", help="payload logs").add_subparsers(dest="action", required=True)
+    export = logs.add_parser("export", help="turn payload logs (TIFFIN_PAYLOAD_LOG) into data sets, one per route")
+    export.add_argument("files", nargs="+", type=Path)
+    export.add_argument("--out", type=Path, required=True, help="folder for the data sets")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "logs":
+        from tiffin.client.logs import export
+
+        counts = export(args.files, args.out)
+        print(", ".join(f"{name}: {n}" for name, n in sorted(counts.items())) or "no records")
+        return 0
     try:
         with Client(args.url, grpc=args.grpc) as client:
             if args.family == "image":
