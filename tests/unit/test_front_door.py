@@ -171,3 +171,13 @@ def test_a_huge_url_or_header_block_is_refused_before_any_work(endpoints):
     assert r.status_code == 431
     r = call(endpoints, "POST", "/classify_text", json={"text": "a"}, headers={"x-big": "v" * 20_000})
     assert r.status_code == 431 and "16384 bytes" in r.json()["error"]
+
+
+def test_a_one_tier_service_says_which_tier_it_serves():
+    large_only = Endpoints(
+        text_large=InProcess(textcnn.FAMILY, Model(lambda b: _probs(len(b), 2), SENTIMENT_LABELS), "review-minilm:v1")
+    )
+    r = call(large_only, "POST", "/classify_text", json={"text": "a", "tier": "small"})
+    assert r.status_code == 400 and "serves the large tier only" in r.json()["error"]
+    r = call(large_only, "POST", "/classify_text", json={"text": "a", "tier": "auto"})
+    assert r.status_code == 200 and r.json()["tier"] == "large"

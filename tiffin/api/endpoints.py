@@ -53,10 +53,11 @@ class Endpoints:
         if not text.strip():
             raise BadInput("text is blank; send a review snippet with some words in it")
         small, large = self.text_small, self.text_large
+        if (tier == "small" and small is None) or (tier == "large" and large is None):
+            served = "small" if large is None else "large"
+            raise BadInput(f"this service serves the {served} tier only; send tier={served} or auto")
         answered = "large" if tier == "large" or small is None else "small"
         backend = large if answered == "large" else small
-        if backend is None:
-            raise BadInput(f"this service serves the {'small' if large is None else 'large'} tier only; send tier=auto")
         [answer] = await _ask(backend, text)
         escalate = tier == "auto" and answered == "small" and large is not None
         if escalate and answer["probabilities"][top(answer)] < settings().cascade_threshold:
