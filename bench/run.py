@@ -259,6 +259,11 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
+def point_cells(r: dict) -> tuple[str, ...]:
+    """A measured point's req/s, p50, p99, errors and mean batch, as both tables print them."""
+    return f"{r['rps']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", str(r["errors"]), str(r.get("mean_batch", ""))
+
+
 def endpoint_table(console, rows: list[dict], checks: list[dict], served: list[dict]) -> list[tuple]:
     """Prints the endpoint table (tiffin and its peers, per route and concurrency) and returns
     its goal lines: (what, value, goal[, lower is better])."""
@@ -274,11 +279,7 @@ def endpoint_table(console, rows: list[dict], checks: list[dict], served: list[d
             r["route"],
             r["server"],
             str(r["concurrency"]),
-            f"{r['rps']:.0f}",
-            f"{r['p50_ms']:.1f}",
-            f"{r['p99_ms']:.1f}",
-            str(r["errors"]),
-            str(r.get("mean_batch", "")),
+            *point_cells(r),
             "" if r.get("vs_raw") is None else f"{r['vs_raw']:.2f}",
             r.get("best_peer", ""),
             "" if r.get("vs_best_peer") is None else f"{r['vs_best_peer']:.2f}",
@@ -484,11 +485,7 @@ def main() -> None:
         table.add_row(
             r["label"],
             str(r["concurrency"]),
-            f"{r['rps']:.0f}",
-            f"{r['p50_ms']:.1f}",
-            f"{r['p99_ms']:.1f}",
-            str(r["errors"]),
-            str(r.get("mean_batch", "")),
+            *point_cells(r),
             f"{r['server_cpu_pct']:.0f}",
             "" if r.get("loop_cpu_us_per_req") is None else f"{r['loop_cpu_us_per_req']:.0f}",
             f"{r['loadgen_cpu_pct']:.0f}",

@@ -14,11 +14,10 @@ import bentoml
 import torch
 from pydantic import Field
 
-from services.public import OIP_APP, mount
+from services.public import OIP_APP, ServesOIPOverGRPC, mount
 from tiffin import store
-from tiffin.api import frontdoor, keys
+from tiffin.api import frontdoor
 from tiffin.api.endpoints import Endpoints
-from tiffin.config import settings
 from tiffin.families import bikeshare, fashion, minilm, textcnn
 from tiffin.oip.models import Registry
 from tiffin.runtime import logs, malloc
@@ -32,7 +31,7 @@ HOT_PATH = HotPath()
 
 
 @bentoml.service(name="tiffin", workers=shared_workers(store.pick_device()), traffic={"timeout": 60})
-class Tiffin(FreezesStartupObjects):
+class Tiffin(ServesOIPOverGRPC, FreezesStartupObjects):
     image_model = bentoml.models.BentoModel(fashion.FAMILY.tag)
     text_small_model = bentoml.models.BentoModel(textcnn.FAMILY.tag)
     text_large_model = bentoml.models.BentoModel(minilm.FAMILY.tag)
@@ -55,21 +54,6 @@ class Tiffin(FreezesStartupObjects):
         HOT_PATH.attach(self.endpoints.image)
         self.oip = Registry(self.endpoints.backends)
         OIP_APP.state.registry = self.oip
-        self._grpc = None
-
-    @bentoml.on_startup
-    async def start_grpc(self) -> None:
-        # Imported here: the generated protobuf module registers the `inference` package
-        # globally, which clashes with other OIP clients (tritonclient) imported beside
-        # this module, e.g. in tests or tools that only read the service definition.
-        from tiffin.oip import grpc_server
-
-        self._grpc = await grpc_server.start(self.oip, settings().grpc_host, settings().grpc_port, keys.keyring())
-
-    @bentoml.on_shutdown
-    async def stop_grpc(self) -> None:
-        if self._grpc is not None:
-            await self._grpc.stop(grace=5)
 
     @bentoml.api(route="/classify_image")
     async def classify_image(

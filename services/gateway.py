@@ -14,11 +14,10 @@ from pydantic import Field
 
 from services.demand_runner import DemandRunner
 from services.image_runner import ImageRunner
-from services.public import OIP_APP, mount
+from services.public import OIP_APP, ServesOIPOverGRPC, mount
 from services.text_runner import TextLargeRunner, TextSmallRunner
-from tiffin.api import frontdoor, keys
+from tiffin.api import frontdoor
 from tiffin.api.endpoints import Endpoints
-from tiffin.config import settings
 from tiffin.families import bikeshare, fashion, minilm, textcnn
 from tiffin.oip.models import Registry
 from tiffin.runtime import logs
@@ -29,7 +28,7 @@ from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextR
 
 
 @bentoml.service(name="tiffin-gateway", workers=1, traffic={"timeout": 60})
-class Gateway(FreezesStartupObjects):
+class Gateway(ServesOIPOverGRPC, FreezesStartupObjects):
     image_runner = bentoml.depends(ImageRunner)
     text_small = bentoml.depends(TextSmallRunner)
     text_large = bentoml.depends(TextLargeRunner)
@@ -48,18 +47,6 @@ class Gateway(FreezesStartupObjects):
         frontdoor.attach(self.endpoints)
         self.oip = Registry(self.endpoints.backends)
         OIP_APP.state.registry = self.oip
-        self._grpc = None
-
-    @bentoml.on_startup
-    async def start_grpc(self) -> None:
-        from tiffin.oip import grpc_server  # imported here: see services/api.py
-
-        self._grpc = await grpc_server.start(self.oip, settings().grpc_host, settings().grpc_port, keys.keyring())
-
-    @bentoml.on_shutdown
-    async def stop_grpc(self) -> None:
-        if self._grpc is not None:
-            await self._grpc.stop(grace=5)
 
     @bentoml.api(route="/classify_image")
     async def classify_image(

@@ -4,6 +4,9 @@ typed routes: OIP REST at /v2, the playground, and the request guard on BentoML'
 
 from __future__ import annotations
 
+import bentoml
+
+from tiffin.api import keys
 from tiffin.config import settings
 from tiffin.oip.rest import V2Root, build_app
 from tiffin.playground import PlaygroundRoot
@@ -11,6 +14,27 @@ from tiffin.playground import app as playground
 from tiffin.runtime.guard import RequestGuard, Rule
 
 OIP_APP = build_app()
+
+
+class ServesOIPOverGRPC:
+    """Mixin for the API services: the OIP gRPC server on TIFFIN_GRPC_PORT over `self.oip`
+    (the service's Registry), started and stopped with the worker."""
+
+    _grpc = None
+
+    @bentoml.on_startup
+    async def start_grpc(self) -> None:
+        # Imported here: the generated protobuf module registers the `inference` package
+        # globally, which clashes with other OIP clients (tritonclient) imported beside
+        # this module, e.g. in tests or tools that only read the service definition.
+        from tiffin.oip import grpc_server
+
+        self._grpc = await grpc_server.start(self.oip, settings().grpc_host, settings().grpc_port, keys.keyring())
+
+    @bentoml.on_shutdown
+    async def stop_grpc(self) -> None:
+        if self._grpc is not None:
+            await self._grpc.stop(grace=5)
 
 
 def mount(service) -> None:
