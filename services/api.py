@@ -16,7 +16,7 @@ from pydantic import Field
 
 from services.public import OIP_APP, ServesOIPOverGRPC, mount
 from tiffin import store
-from tiffin.api import frontdoor
+from tiffin.api import admin, frontdoor
 from tiffin.api.endpoints import Endpoints
 from tiffin.families import bikeshare, fashion, minilm, textcnn
 from tiffin.oip.models import Registry
@@ -25,13 +25,14 @@ from tiffin.runtime.backends import InProcess
 from tiffin.runtime.gc_pauses import FreezesStartupObjects
 from tiffin.runtime.hotpath import HotPath
 from tiffin.runtime.layout import gil_switch_seconds, image_max_batch, shared_process_threads, shared_workers
+from tiffin.versions.follow import FollowsAliases
 from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
 HOT_PATH = HotPath()
 
 
 @bentoml.service(name="tiffin", workers=shared_workers(store.pick_device()), traffic={"timeout": 60})
-class Tiffin(ServesOIPOverGRPC, FreezesStartupObjects):
+class Tiffin(ServesOIPOverGRPC, FollowsAliases, FreezesStartupObjects):
     image_model = bentoml.models.BentoModel(fashion.FAMILY.tag)
     text_small_model = bentoml.models.BentoModel(textcnn.FAMILY.tag)
     text_large_model = bentoml.models.BentoModel(minilm.FAMILY.tag)
@@ -78,5 +79,8 @@ class Tiffin(ServesOIPOverGRPC, FreezesStartupObjects):
 
 
 mount(Tiffin)
+# Model versions and aliases (tiffin/api/admin.py): here only, where the models are; the gateway's
+# runners follow the alias book of their own hosts.
+Tiffin.mount_asgi_app(admin.build_app(), path="/admin")
 Tiffin.mount_asgi_app(HOT_PATH, path="/fast")
 frontdoor.install(Tiffin, {"/v2": OIP_APP, "/fast": HOT_PATH})

@@ -91,6 +91,11 @@ class Settings:
     demand_model: str | None = _env("TIFFIN_DEMAND_MODEL", _text, None)
     bench_model: str | None = _env("TIFFIN_BENCH_MODEL", _text, None)
     device: str | None = _env("TIFFIN_DEVICE", _text, None)  # None: cuda when present, else cpu
+    # versions (tiffin/versions): the alias a service serves when no tag is set, the book that
+    # holds aliases (default beside the store), how often a worker looks for a move (0: never)
+    model_alias: str = _env("TIFFIN_MODEL_ALIAS", _text, "production")
+    aliases_file: str | None = _env("TIFFIN_ALIASES_FILE", _text, None)
+    alias_poll_s: float = _env("TIFFIN_ALIAS_POLL_S", _number(float, 0.0), 1.0)
     # the typed API
     cascade_threshold: float = _env("TIFFIN_CASCADE_THRESHOLD", _number(float, 0.0, 1.0), catalog.CASCADE_THRESHOLD)
     max_image_bytes: int = _env("TIFFIN_MAX_IMAGE_BYTES", _number(int, 1), limits.MAX_IMAGE_BYTES)

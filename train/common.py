@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -27,6 +28,11 @@ def parse(description: str, epochs: int) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small subset and 1 epoch, for tests")
     parser.add_argument("--epochs", type=int, default=None, help=f"default {epochs} (1 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--shuffle-labels",
+        action="store_true",
+        help="train on shuffled labels: a deliberately bad version, to try the promotion gate and canary rollback",
+    )
     args = parser.parse_args()
     if args.epochs is None:
         args.epochs = 1 if args.quick else epochs
@@ -56,7 +62,11 @@ class Run:
     def training_rows(self, quick_rows: int) -> tuple[Any, Any]:
         """The training split; its first `quick_rows` rows with --quick."""
         x, y = self.data.x_train, self.data.y_train
-        return (x[:quick_rows], y[:quick_rows]) if self.args.quick else (x, y)
+        if self.args.quick:
+            x, y = x[:quick_rows], y[:quick_rows]
+        if self.args.shuffle_labels:  # each input keeps a label, just not its own
+            y = np.random.default_rng(self.args.seed).permutation(y)
+        return x, y
 
     def fit_and_save(
         self,
@@ -78,7 +88,13 @@ class Run:
         `evaluate` reports after the last epoch and its learning curve, and return its tag.
         `seconds_before`: preparation time that counts as training (e.g. frozen embeddings)."""
         args, batch = self.args, params["batch_size"]
-        params = {**params, "epochs": args.epochs, "train_rows": len(y), "seed": args.seed}
+        params = {
+            **params,
+            "epochs": args.epochs,
+            "train_rows": len(y),
+            "seed": args.seed,
+            **({"shuffled_labels": True} if args.shuffle_labels else {}),
+        }
         start = time.perf_counter()
         history = loop.fit(
             model,

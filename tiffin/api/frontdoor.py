@@ -219,6 +219,8 @@ class FrontDoor:
             decision = self.keyring.check(keys.presented(dict(scope["headers"])), needed)
             if not decision.allowed:
                 return await _refuse(send, decision)
+            if needed == "admin":  # who moved an alias goes into its history
+                scope = {**scope, keys.KEY_SCOPE: decision.key}
         if path == "/docs.json" and scope["method"] == "GET":
             return await self._docs(scope, receive, send)
         if self.enabled and self.endpoints is not None:

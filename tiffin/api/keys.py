@@ -33,6 +33,7 @@ from tiffin.config import SettingsError, settings
 
 log = logging.getLogger("tiffin")
 SCOPES = ("infer", "metrics", "admin")
+KEY_SCOPE = "tiffin.key"  # the ASGI scope entry where the front door leaves the checked key's name (admin routes)
 
 
 @dataclass

@@ -1,4 +1,5 @@
 """`tiffin predict image|text|demand ...`: call a running tiffin server from the shell.
+`tiffin models list|show|promote|rollback|pin|history|export|import`: versions and aliases.
 `tiffin logs export FILE... --out DIR`: payload logs into data sets."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     demand = predict.add_parser("demand", help="bikes rented in one hour (unset fields take the example's values)")
     for name, value in EXAMPLE_DEMAND_ROW.items():
         demand.add_argument(f"--{name}", type=type(value), default=value)
+    _models_parser(sub)
     logs = sub.add_parser("logs", help="payload logs").add_subparsers(dest="action", required=True)
     export = logs.add_parser("export", help="turn payload logs (TIFFIN_PAYLOAD_LOG) into data sets, one per route")
     export.add_argument("files", nargs="+", type=Path)
@@ -33,8 +35,94 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _models_parser(sub) -> None:
+    models = sub.add_parser("models", help="versions and aliases in the local model store")
+    act = models.add_subparsers(dest="action", required=True)
+    act.add_parser("list", help="every model, its versions (newest first) and aliases")
+    act.add_parser("show", help="one version: metrics, aliases, recent moves").add_argument(
+        "ref", help="NAME, NAME:VERSION or NAME@ALIAS"
+    )
+    promote = act.add_parser("promote", help="point an alias at a version, through the promotion gate")
+    promote.add_argument("name")
+    promote.add_argument("version", help="a stored version, or a unique prefix of one")
+    promote.add_argument("--force", action="store_true", help="promote even when its held-out metric is worse")
+    rollback = act.add_parser("rollback", help="return an alias to its previous holder")
+    rollback.add_argument("name")
+    pin = act.add_parser("pin", help="hold an alias (at VERSION) until --off: promote and rollback refuse meanwhile")
+    pin.add_argument("name")
+    pin.add_argument("version", nargs="?")
+    pin.add_argument("--off", action="store_true", help="release the pin")
+    for command in (promote, rollback, pin):
+        command.add_argument("--alias", default="production")
+        command.add_argument("--why", default="", help="recorded in the history")
+    act.add_parser("history", help="who moved which alias, when and why").add_argument("name", nargs="?")
+    export = act.add_parser("export", help="write one version to an archive (offline)")
+    export.add_argument("ref", help="NAME, NAME:VERSION or NAME@ALIAS")
+    export.add_argument("file", type=Path)
+    act.add_parser("import", help="add an archived version to the store, once every file checks out").add_argument(
+        "file", type=Path
+    )
+
+
+def _models(args) -> int:
+    """Imported here: these need the model store (BentoML); `tiffin predict` does not."""
+    from tiffin.versions import archive, manage
+    from tiffin.versions.book import AliasError
+
+    try:
+        if args.action == "list":
+            out = manage.list_models()
+            text = "\n".join(_model_row(row) for row in out) or "the store is empty"
+        elif args.action == "show":
+            out = manage.show(args.ref)
+            text = json.dumps(out, indent=1)
+        elif args.action == "promote":
+            out = manage.promote(args.name, args.version, args.alias, force=args.force, why=args.why)
+            text = _move(out)
+        elif args.action == "rollback":
+            out = manage.rollback(args.name, args.alias, why=args.why)
+            text = _move(out)
+        elif args.action == "pin":
+            if args.off:
+                out = manage.unpin(args.name, args.alias, why=args.why)
+            else:
+                out = manage.pin(args.name, args.version, args.alias, why=args.why)
+            text = _move(out)
+        elif args.action == "history":
+            out = manage.history(args.name)
+            text = "\n".join(_move(m) for m in out) or "no moves yet"
+        elif args.action == "export":
+            out = archive.export(args.ref, args.file)
+            text = f"exported {out['tag']} to {out['archive']} ({len(out['files'])} files, sha256 {out['archive_sha256']})"
+        else:
+            out = archive.import_(args.file)
+            text = f"imported {out['tag']} ({len(out['files'])} files checked)"
+    except (AliasError, LookupError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(out, indent=1) if args.json else text)
+    return 0
+
+
+def _model_row(row: dict) -> str:
+    aliases = ", ".join(f"{a}={v}" for a, v in sorted(row["aliases"].items())) or "no aliases"
+    lines = [f"{row['name']}  ({aliases})"]
+    for v in row["versions"]:
+        marks = f"  [{', '.join(v['aliases'])}]" if v["aliases"] else ""
+        metrics = " ".join(f"{k}={x}" for k, x in v["metrics"].items())
+        lines.append(f"  {v['version']}  {v['created']}  {metrics}{marks}")
+    return "\n".join(lines)
+
+
+def _move(m: dict) -> str:
+    why = f"  ({m['why']})" if m.get("why") else ""
+    return f"r{m['revision']} {m['at']} {m['who']}: {m['action']} {m['model']}@{m['alias']} {m['from']} -> {m['to']}{why}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "models":
+        return _models(args)
     if args.command == "logs":
         from tiffin.client.logs import export
 

@@ -51,10 +51,23 @@ class Family:
     # growing on our 2 CPU cores (`make bench`), so larger batches would only add latency.
     max_batch: int = 64
 
+    # The held-out metric a promotion compares (store metadata "metrics"), higher is better,
+    # and by how much a candidate may trail the version it replaces (0.005: half a point).
+    metric: str = "test_accuracy"
+    metric_tolerance: float = 0.005
+
     @property
     def tag(self) -> str:
-        """The tag a service loads: the setting where set, else the newest version."""
-        return (getattr(config.settings(), self.setting) if self.setting else None) or f"{self.name}:latest"
+        """The tag a service loads: the setting where set (NAME:VERSION or NAME@ALIAS), else the
+        version NAME@production names in the alias book, else the newest version."""
+        from tiffin import versions
+
+        return versions.resolve(self)
+
+    @property
+    def wanted(self) -> str | None:
+        """The setting's value, when set."""
+        return getattr(config.settings(), self.setting) if self.setting else None
 
     @property
     def env(self) -> str:

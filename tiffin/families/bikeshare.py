@@ -135,6 +135,8 @@ FAMILY = Family(
     "regression",
     setting="demand_model",
     train="train.demand",
+    metric="test_r2",
+    metric_tolerance=0.01,
     signature=Signature(
         [TensorSpec(n, catalog.DEMAND_DATATYPES[n], [-1]) for n in FEATURES],
         [TensorSpec("bikers", "FP32", [-1])],

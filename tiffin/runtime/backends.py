@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,18 +62,27 @@ class Backend:
         """Count a request refused before it reached the model (busy, bad_request, error)."""
 
 
+def load_predictor(stored: Any, device: Any) -> families.Predictor:
+    """A stored version's predictor, built and warmed up (`stored`: anything with `.tag` and `.path`)."""
+    start = time.perf_counter()
+    config = json.loads((Path(stored.path) / store.CONFIG).read_text())
+    predictor = families.build(Path(stored.path), config, device)
+    log.info("loaded %s on %s in %.2f s", stored.tag, device, time.perf_counter() - start)
+    return predictor
+
+
 class InProcess(Backend):
     def __init__(
         self, family: Family, predictor: families.Predictor, tag: str, *, threads: int = 1, max_batch: int | None = None
     ):
         """`predictor` answers whole batches; `threads` model threads take batches from the one queue."""
-        self.family, self.predictor, self.tag = family, predictor, tag
+        self.family = family
         self.device = getattr(predictor, "device", None)
-        self.classes = _classes(predictor)
         self.output = family.signature.outputs[0].name if family.signature is not None else "value"
         self.max_batch = max_batch or family.max_batch
+        self._local = threading.local()  # the series of the version each model thread's batch ran on
+        self.swap(predictor, tag)
         s = settings()
-        self.counted = ModelMetrics.get().for_model(family.name, self.version)
         self.batcher = Batcher(
             self._run,
             max_batch=self.max_batch,
@@ -80,26 +90,38 @@ class InProcess(Backend):
             max_queue=s.hot_max_queue,
             deadline_s=s.hot_deadline_s,
             name=family.name,
-            on_batch=self.counted.on_batch,
+            on_batch=self._on_batch,
             threads=threads,
             collate=np.stack if family.kind == "image" else list,
         )
+
+    @property
+    def predictor(self) -> families.Predictor:
+        return self._serving[0]
+
+    @property
+    def tag(self) -> str:
+        return self._serving[1]
+
+    def swap(self, predictor: families.Predictor, tag: str) -> None:
+        """Serve another version (already loaded and warmed) from the next batch on. A batch
+        that has started ends on the version it started with, and every answer names the
+        version that made it; the old predictor is freed when its last batch lets go of it."""
+        counted = ModelMetrics.get().for_model(self.family.name, tag.partition(":")[2])
+        self.classes = _classes(predictor)
+        self._serving = (predictor, tag, counted)  # one assignment: a batch reads all three or none
 
     @classmethod
     def load(cls, family: Family, stored: Any, device=None, **options) -> InProcess:
         """From the model store: `stored` is a resolved `bentoml.models.BentoModel` (or anything
         with `.tag` and `.path`); `options` as for the constructor."""
-        start = time.perf_counter()
-        device = device or store.pick_device()
-        config = json.loads((Path(stored.path) / store.CONFIG).read_text())
-        predictor = families.build(Path(stored.path), config, device)
-        log.info("loaded %s on %s in %.2f s", stored.tag, device, time.perf_counter() - start)
-        return cls(family, predictor, str(stored.tag), **options)
+        return cls(family, load_predictor(stored, device or store.pick_device()), str(stored.tag), **options)
 
     def _run(self, batch: Any) -> list[dict]:
         """On a model thread: one forward pass, and each item's answer made there, off the event loop."""
-        out = self.predictor(batch)
-        n, tag = len(out), self.tag
+        predictor, tag, self._local.counted = self._serving
+        out = predictor(batch)
+        n = len(out)
         if self.classes and len(self.classes) > 10:  # a large label set (the 1000-class benchmark): its top 5
             names = self.classes
             best = np.argsort(out, axis=1)[:, ::-1][:, :5].tolist()
@@ -111,6 +133,9 @@ class InProcess(Backend):
             names = self.classes
             return [{"probabilities": dict(zip(names, row)), "model": tag, "batch_size": n} for row in out.tolist()]
         return [{self.output: value, "model": tag, "batch_size": n} for value in out.tolist()]
+
+    def _on_batch(self, size: int, seconds: float, oldest_wait: float) -> None:
+        self._local.counted.on_batch(size, seconds, oldest_wait)  # same thread as the batch's `_run`
 
     async def predict(self, items: Sequence[Any]) -> list[dict]:
         if len(items) == 1:
@@ -126,7 +151,7 @@ class InProcess(Backend):
         return True
 
     def refused(self, outcome: str) -> None:
-        self.counted.refused(outcome)
+        self._serving[2].refused(outcome)
 
     def close(self) -> None:
         self.batcher.close()

@@ -11,11 +11,13 @@ from tiffin.runtime import logs, malloc
 from tiffin.runtime.backends import InProcess
 from tiffin.runtime.batcher import Overloaded
 from tiffin.runtime.gc_pauses import FreezesStartupObjects
+from tiffin.versions.follow import FollowsAliases
 
 
-class ModelRunner(FreezesStartupObjects):
+class ModelRunner(FollowsAliases, FreezesStartupObjects):
     """Mixin for `@bentoml.service` classes that set `family` (the tiffin.families entry they
-    serve) and `model_ref` (its BentoModel, by `family.tag`)."""
+    serve) and `model_ref` (its BentoModel, by `family.tag`); each worker follows the model's
+    alias (tiffin/versions/follow.py)."""
 
     family: families.Family
     model_ref: object  # bentoml.models.BentoModel; resolves to the stored model on instances
@@ -24,7 +26,7 @@ class ModelRunner(FreezesStartupObjects):
         logs.configure()
         malloc.keep_batch_buffers()  # before the model allocates anything
         self.backend = InProcess.load(self.family, self.model_ref, threads=threads, max_batch=max_batch)
-        self.tag, self.device, self.predictor = self.backend.tag, self.backend.device, self.backend.predictor
+        self.device = self.backend.device
         self._ready = True
 
     async def run(self, items: Sequence[Any]) -> list[dict]:

@@ -1,0 +1,123 @@
+"""The admin API on the serving port (`/admin/...`, the `admin` scope when API keys are on):
+what `tiffin models ...` does, over HTTP, plus what this worker serves.
+
+    GET  /admin/models                      every model, versions, aliases, what is served
+    GET  /admin/models/{ref}                one version (NAME, NAME:VERSION, NAME@ALIAS)
+    GET  /admin/models/{name}/history       who moved which alias, when and why
+    POST /admin/models/{name}/promote       {"version": "...", "alias": "production", "force": false, "why": ""}
+    POST /admin/models/{name}/rollback      {"alias": "production", "why": ""}
+    POST /admin/models/{name}/pin           {"version": null, "alias": "production", "off": false, "why": ""}
+
+A move writes the alias book; every worker (this one included) picks it up within
+TIFFIN_ALIAS_POLL_S. Moves are recorded under the API key's name (or `http` when keys are off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tiffin.api import keys
+from tiffin.api.endpoints import BadInput
+from tiffin.versions import manage
+from tiffin.versions.book import DEFAULT_ALIAS, AliasError
+from tiffin.versions.follow import FOLLOWING
+from tiffin.wire import limits
+
+
+class Move(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    version: str | None = Field(None, max_length=128, description="a stored version or a unique prefix of one")
+    alias: str = Field(DEFAULT_ALIAS, max_length=64)
+    force: bool = False
+    off: bool = False
+    why: str = Field("", max_length=1000)
+
+
+def _serving(name: str | None = None) -> dict:
+    states = {n: vars(s) for n, s in FOLLOWING.items()}
+    return states.get(name, {}) if name else states
+
+
+async def _body(request: Request) -> Move:
+    data = b""
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limits.MAX_JSON_BYTES:
+            raise BadInput(f"body exceeds {limits.MAX_JSON_BYTES} bytes", 413)
+    try:
+        return Move.model_validate_json(data or b"{}")
+    except ValidationError as exc:
+        from tiffin.api.frontdoor import describe
+
+        raise BadInput(describe(exc)) from None
+
+
+def _answer(call):
+    async def endpoint(request: Request) -> JSONResponse:
+        try:
+            return JSONResponse(await call(request))
+        except BadInput as exc:
+            return JSONResponse({"error": str(exc)}, exc.status)
+        except manage.NotInStore as exc:
+            return JSONResponse({"error": str(exc)}, 404)
+        except AliasError as exc:  # pinned, refused by the gate, nothing to roll back, a bad alias name
+            return JSONResponse({"error": str(exc)}, 409)
+
+    return endpoint
+
+
+def _by(request: Request) -> str:
+    return f"key:{request.scope[keys.KEY_SCOPE]}" if request.scope.get(keys.KEY_SCOPE) else "http"
+
+
+async def models(request: Request) -> dict:
+    return {"models": await asyncio.to_thread(manage.list_models), "serving": _serving()}
+
+
+async def show(request: Request) -> dict:
+    shown = await asyncio.to_thread(manage.show, request.path_params["ref"])
+    return {**shown, "serving": _serving(shown["name"])}
+
+
+async def history(request: Request) -> dict:
+    return {"history": await asyncio.to_thread(manage.history, request.path_params["name"])}
+
+
+async def promote(request: Request) -> dict:
+    move, name = await _body(request), request.path_params["name"]
+    if not move.version:
+        raise BadInput('name the version to promote: {"version": "..."}')
+    return await asyncio.to_thread(
+        manage.promote, name, move.version, move.alias, force=move.force, why=move.why, by=_by(request)
+    )
+
+
+async def rollback(request: Request) -> dict:
+    move = await _body(request)
+    return await asyncio.to_thread(manage.rollback, request.path_params["name"], move.alias, why=move.why, by=_by(request))
+
+
+async def pin(request: Request) -> dict:
+    move, name = await _body(request), request.path_params["name"]
+    if move.off:
+        return await asyncio.to_thread(manage.unpin, name, move.alias, why=move.why, by=_by(request))
+    return await asyncio.to_thread(manage.pin, name, move.version, move.alias, why=move.why, by=_by(request))
+
+
+def build_app() -> Starlette:
+    return Starlette(
+        routes=[
+            Route("/models", _answer(models), methods=["GET"]),
+            Route("/models/{name}/history", _answer(history), methods=["GET"]),
+            Route("/models/{name}/promote", _answer(promote), methods=["POST"]),
+            Route("/models/{name}/rollback", _answer(rollback), methods=["POST"]),
+            Route("/models/{name}/pin", _answer(pin), methods=["POST"]),
+            Route("/models/{ref}", _answer(show), methods=["GET"]),
+        ]
+    )
