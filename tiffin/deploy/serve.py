@@ -44,6 +44,9 @@ class Server:
             (shared / part).mkdir(parents=True, exist_ok=True)
             (Path(self._home.name) / part).symlink_to(shared / part)
         self.env["BENTOML_HOME"] = self._home.name
+        # the alias book beside the shared store (tiffin/versions/book.py), not beside this home
+        if not self.env.get("TIFFIN_ALIASES_FILE", "").strip():
+            self.env["TIFFIN_ALIASES_FILE"] = str(shared / "tiffin-aliases.json")
 
     def __enter__(self) -> Server:
         self._own_home()
