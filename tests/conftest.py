@@ -46,6 +46,22 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
+def stored_versions(home: Path, name: str) -> list[dict]:
+    """`tiffin models list` in the store at `home`: the versions of `name`, newest first."""
+    import json
+
+    env = {**os.environ, "BENTOML_HOME": str(home)}
+    out = subprocess.run(
+        [sys.executable, "-m", "tiffin.client.cli", "--json", "models", "list"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return next(row["versions"] for row in json.loads(out) if row["name"] == name)
+
+
 @pytest.fixture(scope="session")
 def version_home(model_store, tmp_path_factory) -> Path:
     """A BENTOML_HOME of its own for the version tests (aliases, promotion, swaps, archives),

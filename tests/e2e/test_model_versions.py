@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, stored_versions
 
 OUTPUTS = """
 import json, sys
@@ -41,9 +41,7 @@ def tiffin(home: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
 @pytest.fixture(scope="module")
 def fashion(version_home) -> dict[str, float]:
     """{version: test_accuracy} of the test store's fashion-cnn and the two the fixture added."""
-    rows = json.loads(tiffin(version_home, "--json", "models", "list").stdout)
-    [row] = [r for r in rows if r["name"] == "fashion-cnn"]
-    return {v["version"]: v["metrics"]["test_accuracy"] for v in row["versions"][:3]}  # newest first
+    return {v["version"]: v["metrics"]["test_accuracy"] for v in stored_versions(version_home, "fashion-cnn")[:3]}
 
 
 def test_promote_through_the_gate_rollback_pin_and_history(version_home, fashion):

@@ -22,6 +22,9 @@ class Predictor:
 
     config: dict[str, Any]
     device: torch.device
+    # Building one changes torch's process-wide state for a moment (torch.fx tracing, CUDA graph
+    # capture): a version swap builds it with every batcher paused (tiffin/runtime/batcher.paused).
+    builds_alone: bool = False
 
     def __init__(self, model_dir: Path, config: dict[str, Any], device: torch.device):
         self.config, self.device = config, device

@@ -34,6 +34,8 @@ class ImagePredictor(Predictor):
     """uint8 (N, *input_shape) in, class probabilities out. A family gives `network` (its
     architecture from the stored config) and `prepare` (uint8 on the device -> model input)."""
 
+    builds_alone = True  # fold_batchnorm traces with torch.fx; warmup may capture CUDA graphs
+
     def __init__(self, model_dir: Path, config: dict[str, Any], device: torch.device):
         super().__init__(model_dir, config, device)
         self.input_shape = tuple(config.get("input_shape", (images.SIDE, images.SIDE)))

@@ -14,16 +14,36 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 log = logging.getLogger("tiffin")
+_LIVE: weakref.WeakSet[Batcher] = weakref.WeakSet()  # every batcher of this process, for `paused`
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """Every batcher of this process finishes the batch it is running and starts no other until
+    the block ends (requests queue meanwhile). For steps that change torch's process-wide state
+    while they run, which a forward pass on another thread would trip over: torch.fx tracing
+    (the image predictors fold their BatchNorms with it) patches `nn.Module.__call__`, and CUDA
+    graph capture refuses other threads' work on the device."""
+    batchers = list(_LIVE)
+    try:
+        for batcher in batchers:
+            batcher._hold(True)
+        yield
+    finally:
+        for batcher in batchers:
+            batcher._hold(False)
 
 
 class Overloaded(Exception):
@@ -97,6 +117,8 @@ class Batcher:
         self._batch_seconds = 0.01  # running estimate, for Retry-After
         self.batches = self.items = 0
         self._stopped = False
+        self._held, self._running = False, 0  # `paused`: no new batch while held; batches running
+        _LIVE.add(self)
         self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(threads)]
         for thread in self._threads:
             thread.start()
@@ -133,55 +155,74 @@ class Batcher:
     def _retry_after(self) -> float:
         return max(1.0, round(len(self._queue) / self.max_batch * self._batch_seconds, 1))
 
+    def _hold(self, held: bool) -> None:
+        with self._cv:
+            self._held = held
+            self._cv.notify_all()
+            while held and self._running and not self._stopped:
+                self._cv.wait()
+
     def _take(self) -> list[_Entry]:
         with self._cv:
-            while not self._queue and not self._stopped:
-                self._cv.wait()
-            until = time.monotonic() + self.max_wait
-            while len(self._queue) < self.max_batch and not self._stopped and time.monotonic() < until:
-                self._cv.wait(until - time.monotonic())
-            return [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+            while True:
+                while (not self._queue or self._held) and not self._stopped:
+                    self._cv.wait()
+                until = time.monotonic() + self.max_wait
+                while len(self._queue) < self.max_batch and not self._stopped and time.monotonic() < until:
+                    self._cv.wait(until - time.monotonic())
+                if not self._held or self._stopped:
+                    break
+            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+            self._running += bool(batch)
+            return batch
 
     def _run(self) -> None:
         while not self._stopped:
             batch = self._take()
             if not batch:
                 continue
-            now = time.monotonic()
-            live = [e for e in batch if now - e.queued_at <= self.deadline]
-            late = [e for e in batch if now - e.queued_at > self.deadline]
-            if late:
-                _deliver(
-                    late,
-                    [
-                        Overloaded(
-                            f"waited {now - e.queued_at:.1f} s, past the {self.deadline:g} s deadline", self._retry_after()
-                        )
-                        for e in late
-                    ],
-                    _fail,
-                )
-            if live:
-                start = time.perf_counter()
-                try:
-                    out = self.fn(self.collate([e.item for e in live]))
-                except Exception as exc:  # one bad batch fails its requests, never the thread
-                    _deliver(live, [exc] * len(live), _fail)
-                    continue
-                seconds = time.perf_counter() - start
+            try:
+                self._run_batch(batch)
+            finally:
                 with self._cv:
-                    # the first batch sets the pace; later ones move it
-                    self._batch_seconds = seconds if self.batches == 0 else 0.8 * self._batch_seconds + 0.2 * seconds
-                    self.batches += 1
-                    self.items += len(live)
-                # Counted before the answers go: once they do, the event loop wakes and takes the
-                # GIL back and forth with this thread, and all that is left to run here is `_take`.
-                if self.on_batch is not None:
-                    try:
-                        self.on_batch(len(live), seconds, now - live[0].queued_at)
-                    except Exception:  # a metrics failure must not cost the batch its answers
-                        log.exception("on_batch failed")
-                _deliver(live, out, _settle, len(live))
+                    self._running -= 1
+                    if self._held:
+                        self._cv.notify_all()
+
+    def _run_batch(self, batch: list[_Entry]) -> None:
+        now = time.monotonic()
+        live = [e for e in batch if now - e.queued_at <= self.deadline]
+        late = [e for e in batch if now - e.queued_at > self.deadline]
+        if late:
+            _deliver(
+                late,
+                [
+                    Overloaded(f"waited {now - e.queued_at:.1f} s, past the {self.deadline:g} s deadline", self._retry_after())
+                    for e in late
+                ],
+                _fail,
+            )
+        if live:
+            start = time.perf_counter()
+            try:
+                out = self.fn(self.collate([e.item for e in live]))
+            except Exception as exc:  # one bad batch fails its requests, never the thread
+                _deliver(live, [exc] * len(live), _fail)
+                return
+            seconds = time.perf_counter() - start
+            with self._cv:
+                # the first batch sets the pace; later ones move it
+                self._batch_seconds = seconds if self.batches == 0 else 0.8 * self._batch_seconds + 0.2 * seconds
+                self.batches += 1
+                self.items += len(live)
+            # Counted before the answers go: once they do, the event loop wakes and takes the
+            # GIL back and forth with this thread, and all that is left to run here is `_take`.
+            if self.on_batch is not None:
+                try:
+                    self.on_batch(len(live), seconds, now - live[0].queued_at)
+                except Exception:  # a metrics failure must not cost the batch its answers
+                    log.exception("on_batch failed")
+            _deliver(live, out, _settle, len(live))
 
     def close(self) -> None:
         with self._cv:

@@ -1,7 +1,8 @@
 """The serving side of aliases: each worker polls the alias book (TIFFIN_ALIAS_POLL_S, 1 s)
 and, when an alias it follows names another version, loads and warms that version beside the
-one serving, then swaps it in between two batches (`InProcess.swap`). No request waits for the
-load and none fails across the swap; a version that cannot be loaded leaves the old one serving,
+one serving, then swaps it in between two batches (`InProcess.swap`). No request fails across
+the swap; an image model is built with the process's batchers paused (its build traces with
+torch.fx, which would break forward passes running beside it), so requests wait that long; a version that cannot be loaded leaves the old one serving,
 with the error in the log and in the admin API's `show`.
 
 Every worker (and every replica) learns of a move the same way, by reading the file: on one
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import bentoml
 
 from tiffin.config import settings
+from tiffin.runtime import batcher
 from tiffin.runtime.backends import InProcess, load_predictor
 from tiffin.versions import followed
 from tiffin.versions.book import AliasError, Book
@@ -79,7 +81,7 @@ class Follower:
         before = backend.tag
         try:
             stored = await asyncio.to_thread(bentoml.models.get, tag)
-            predictor = await asyncio.to_thread(load_predictor, stored, backend.device)
+            predictor = await asyncio.to_thread(_build, stored, backend)
         except Exception as exc:  # any failure to load keeps the old version serving
             state.error = f"could not load {tag}: {type(exc).__name__}: {exc}; still serving {before}"
             log.error("%s", state.error)
@@ -87,6 +89,13 @@ class Follower:
         backend.swap(predictor, tag)
         state.serving, state.error, state.swaps = tag, None, state.swaps + 1
         log.info("%s@%s: now serving %s (was %s)", state.model, state.alias, tag, before)
+
+
+def _build(stored, backend: InProcess):
+    """The new version's predictor, built beside the serving one; with every batcher of the
+    process paused while it builds when building it touches torch's process-wide state."""
+    with batcher.paused() if type(backend.predictor).builds_alone else contextlib.nullcontext():
+        return load_predictor(stored, backend.device)
 
 
 FOLLOWING: dict[str, Following] = {}  # this worker's, by model name (read by tiffin/api/admin.py)
