@@ -87,14 +87,28 @@ def test_held_out_reviews_by_tier(client):
             assert body["probability"] == pytest.approx(probs.max(), abs=1e-4)
 
 
+def _cascade_counts(client) -> dict[str, float]:
+    counts = {"small": 0.0, "escalated": 0.0}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("tiffin_cascade_total{"):
+            outcome = line.split('outcome="')[1].split('"')[0]
+            counts[outcome] += float(line.rsplit(" ", 1)[1])
+    return counts
+
+
 def test_auto_tier_escalates_only_when_small_is_unsure(client):
     _, small = families.load(textcnn.FAMILY, torch.device("cpu"))
     texts = datasets.rotten_tomatoes().x_test[:20]
+    before, tiers = _cascade_counts(client), []
     for text, probs in zip(texts, small(texts)):
         r = client.post("/classify_text", json={"text": text, "tier": "auto"})
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["tier"] == ("small" if probs.max() >= CASCADE_THRESHOLD else "large")
+        tiers.append(body["tier"])
+    after = _cascade_counts(client)  # tiffin_cascade_total counts each outcome once
+    assert after["escalated"] - before["escalated"] == tiers.count("large")
+    assert after["small"] - before["small"] == tiers.count("small")
 
 
 def test_demand_prediction_matches_model_and_data(client):

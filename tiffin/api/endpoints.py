@@ -11,6 +11,7 @@ from tiffin.config import settings
 from tiffin.runtime import uploads
 from tiffin.runtime.backends import Backend
 from tiffin.runtime.batcher import Overloaded
+from tiffin.runtime.metrics import ModelMetrics
 from tiffin.wire.images import InvalidImage
 
 
@@ -59,10 +60,12 @@ class Endpoints:
         answered = "large" if tier == "large" or small is None else "small"
         backend = large if answered == "large" else small
         [answer] = await _ask(backend, text)
-        escalate = tier == "auto" and answered == "small" and large is not None
-        if escalate and answer["probabilities"][top(answer)] < settings().cascade_threshold:
-            [answer] = await _ask(large, text)
-            answered = "large"
+        if tier == "auto" and answered == "small" and large is not None:
+            small_version = small.version
+            if answer["probabilities"][top(answer)] < settings().cascade_threshold:
+                [answer] = await _ask(large, text)
+                answered = "large"
+            ModelMetrics.get().cascade.labels(small_version, "small" if answered == "small" else "escalated").inc()
         label = top(answer)
         return {
             "label": label,

@@ -24,6 +24,9 @@ class ModelMetrics:
             "tiffin_model_queue_wait_seconds", "queue wait of the oldest request in each batch", labels, buckets=SECONDS
         )
 
+        # tier=auto text requests: answered by the small model, or escalated to the large one
+        self.cascade = prom.Counter("tiffin_cascade", "tier=auto requests by the tier that answered", ["version", "outcome"])
+
     @classmethod
     def get(cls) -> ModelMetrics:
         if cls._made is None:
