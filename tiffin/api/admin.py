@@ -7,6 +7,8 @@ what `tiffin models ...` does, over HTTP, plus what this worker serves.
     POST /admin/models/{name}/promote       {"version": "...", "alias": "production", "force": false, "why": ""}
     POST /admin/models/{name}/rollback      {"alias": "production", "why": ""}
     POST /admin/models/{name}/pin           {"version": null, "alias": "production", "off": false, "why": ""}
+    POST /admin/models/{name}/split         {"weights": {"<version>": 90, "<version>": 10}, "sticky": "x-user-id"}
+                                            or {"off": true}
 
 A move writes the alias book; every worker (this one included) picks it up within
 TIFFIN_ALIAS_POLL_S. Moves are recorded under the API key's name (or `http` when keys are off).
@@ -37,6 +39,8 @@ class Move(BaseModel):
     force: bool = False
     off: bool = False
     why: str = Field("", max_length=1000)
+    weights: dict[str, int] | None = Field(None, max_length=16, description="split: version -> weight")
+    sticky: str | None = Field(None, max_length=64, description="split: the request header that keeps a user on one version")
 
 
 def _serving(name: str | None = None) -> dict:
@@ -68,6 +72,8 @@ def _answer(call):
             return JSONResponse({"error": str(exc)}, 404)
         except AliasError as exc:  # pinned, refused by the gate, nothing to roll back, a bad alias name
             return JSONResponse({"error": str(exc)}, 409)
+        except ValueError as exc:  # weights or a header name that cannot be taken
+            return JSONResponse({"error": str(exc)}, 400)
 
     return endpoint
 
@@ -110,6 +116,15 @@ async def pin(request: Request) -> dict:
     return await asyncio.to_thread(manage.pin, name, move.version, move.alias, why=move.why, by=_by(request))
 
 
+async def split(request: Request) -> dict:
+    move, name = await _body(request), request.path_params["name"]
+    if move.off:
+        return await asyncio.to_thread(manage.unsplit, name, why=move.why, by=_by(request))
+    if not move.weights:
+        raise BadInput('name the weights: {"weights": {"<version>": 90, "<version>": 10}}')
+    return await asyncio.to_thread(manage.split, name, move.weights, move.sticky, why=move.why, by=_by(request))
+
+
 def build_app() -> Starlette:
     return Starlette(
         routes=[
@@ -118,6 +133,7 @@ def build_app() -> Starlette:
             Route("/models/{name}/promote", _answer(promote), methods=["POST"]),
             Route("/models/{name}/rollback", _answer(rollback), methods=["POST"]),
             Route("/models/{name}/pin", _answer(pin), methods=["POST"]),
+            Route("/models/{name}/split", _answer(split), methods=["POST"]),
             Route("/models/{ref}", _answer(show), methods=["GET"]),
         ]
     )

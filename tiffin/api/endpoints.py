@@ -12,6 +12,7 @@ from tiffin.runtime import uploads
 from tiffin.runtime.backends import Backend
 from tiffin.runtime.batcher import Overloaded
 from tiffin.runtime.metrics import ModelMetrics
+from tiffin.versions import traffic
 from tiffin.wire.images import InvalidImage
 
 
@@ -63,7 +64,8 @@ class Endpoints:
         if tier == "auto" and answered == "small" and large is not None:
             small_version = small.version
             if answer["probabilities"][top(answer)] < settings().cascade_threshold:
-                [answer] = await _ask(large, text)
+                with traffic.without_override():  # a version asked for is the small tier's
+                    [answer] = await _ask(large, text)
                 answered = "large"
             ModelMetrics.get().cascade.labels(small_version, "small" if answered == "small" else "escalated").inc()
         label = top(answer)

@@ -33,6 +33,7 @@ from tiffin.config import settings
 from tiffin.runtime import loop_lag, payload_log
 from tiffin.runtime.asgi import BodyError, Receive, Send, media_type, read_body, send_json
 from tiffin.runtime.batcher import Overloaded
+from tiffin.versions import traffic
 from tiffin.wire.schemas import DemandFeatures, TextRequest
 
 log = logging.getLogger("tiffin")
@@ -262,9 +263,11 @@ class FrontDoor:
                 if data is None:
                     return  # the client went away
                 headers_in = dict(scope["headers"])
+                traffic.ROUTE.set(headers_in)  # this request's task only: a split's sticky key, x-tiffin-version
                 started = time.perf_counter()
                 answer, logged = await handler(self.endpoints, headers_in.get(b"content-type", b""), data)
                 status, body = 200, answer
+                headers.append((traffic.HEADER, answer["model"].rpartition(":")[2].encode()))
                 if self.payload_log is not None:
                     request_id = headers_in.get(b"x-request-id", b"").decode("latin-1")[:128] or None
                     self.payload_log.record(path, logged, answer, time.perf_counter() - started, request_id)
@@ -272,6 +275,8 @@ class FrontDoor:
                 status, body = exc.status, {"error": str(exc)}
             except BadInput as exc:
                 status, body = exc.status, {"error": str(exc)}
+            except traffic.NotServed as exc:
+                status, body = 400, {"error": str(exc)}
             except Overloaded as exc:
                 status, body = 503, {"error": str(exc)}
                 headers = [(b"retry-after", str(int(exc.retry_after)).encode())]
@@ -418,5 +423,7 @@ async def typed(pending: Awaitable[dict], result: type[BaseModel]) -> Any:
         return result(**await pending)
     except BadInput as exc:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    except traffic.NotServed as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
     except Overloaded as exc:
         return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": str(int(exc.retry_after))})

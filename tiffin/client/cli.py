@@ -52,7 +52,12 @@ def _models_parser(sub) -> None:
     pin.add_argument("name")
     pin.add_argument("version", nargs="?")
     pin.add_argument("--off", action="store_true", help="release the pin")
-    for command in (promote, rollback, pin):
+    split = act.add_parser("split", help="share traffic between versions by weight, e.g. abc=90 def=10")
+    split.add_argument("name")
+    split.add_argument("weights", nargs="*", metavar="VERSION=WEIGHT")
+    split.add_argument("--sticky", metavar="HEADER", help="the same value of this request header, the same version")
+    split.add_argument("--off", action="store_true", help="end the split: the alias answers everything")
+    for command in (promote, rollback, pin, split):
         command.add_argument("--alias", default="production")
         command.add_argument("--why", default="", help="recorded in the history")
     act.add_parser("history", help="who moved which alias, when and why").add_argument("name", nargs="?")
@@ -88,6 +93,12 @@ def _models(args) -> int:
             else:
                 out = manage.pin(args.name, args.version, args.alias, why=args.why)
             text = _move(out)
+        elif args.action == "split":
+            if args.off:
+                out = manage.unsplit(args.name, why=args.why)
+            else:
+                out = manage.split(args.name, _weights(args.weights), args.sticky, why=args.why)
+            text = _move(out)
         elif args.action == "history":
             out = manage.history(args.name)
             text = "\n".join(_move(m) for m in out) or "no moves yet"
@@ -102,6 +113,18 @@ def _models(args) -> int:
         return 1
     print(json.dumps(out, indent=1) if args.json else text)
     return 0
+
+
+def _weights(pairs: list[str]) -> dict[str, int]:
+    weights = {}
+    for pair in pairs:
+        version, _, weight = pair.partition("=")
+        if not version or not weight.isdigit():
+            raise ValueError(f"{pair!r}: write VERSION=WEIGHT, e.g. abc123=90")
+        weights[version] = int(weight)
+    if not weights:
+        raise ValueError("name at least one VERSION=WEIGHT (or --off)")
+    return weights
 
 
 def _model_row(row: dict) -> str:

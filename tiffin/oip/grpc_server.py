@@ -15,6 +15,7 @@ from tiffin.oip import inference_pb2_grpc as pb_grpc
 from tiffin.oip import tensors
 from tiffin.oip.models import Registry
 from tiffin.oip.rest import SERVER
+from tiffin.versions import traffic
 from tiffin.wire.limits import MAX_OIP_BYTES
 
 SERVICE_NAME = "inference.GRPCInferenceService"
@@ -45,7 +46,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelMetadata(self, request, context):
         model = await self._model(context, request.name, request.version)
-        meta = model.metadata(self.registry.version(model.name))
+        meta = model.metadata()
         return pb.ModelMetadataResponse(
             name=meta["name"],
             versions=meta["versions"],
@@ -84,10 +85,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             if any("classification" in o.parameters for o in request.outputs):
                 raise OIPError("the classification extension (class_count) is not served: ask for probabilities and label")
             wanted = [o.name for o in request.outputs] or None
-            outputs = await model.infer(inputs, wanted)
+            route = {k.encode(): v.encode() if isinstance(v, str) else v for k, v in context.invocation_metadata() or ()}
+            if request.model_version:  # asks for that version, as x-tiffin-version does
+                route[traffic.HEADER] = request.model_version.encode()
+            traffic.ROUTE.set(route)
+            outputs, version = await model.infer(inputs, wanted)
         except OIPError as exc:
             await context.abort(getattr(grpc.StatusCode, exc.grpc), str(exc))
-        response = pb.ModelInferResponse(model_name=model.name, model_version=self.registry.version(model.name), id=request.id)
+        response = pb.ModelInferResponse(model_name=model.name, model_version=version, id=request.id)
         for name, array in outputs.items():
             response.outputs.add(name=name, datatype=tensors.datatype_of(array), shape=list(array.shape))
             response.raw_output_contents.append(tensors.to_raw(array))

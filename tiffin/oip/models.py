@@ -15,6 +15,7 @@ from tiffin.families import Family
 from tiffin.families.signature import OIPError, Signature, TensorSpec
 from tiffin.runtime.backends import Backend
 from tiffin.runtime.batcher import Overloaded
+from tiffin.versions import traffic
 from tiffin.wire.limits import MAX_OIP_ITEMS
 
 
@@ -31,10 +32,10 @@ class OIPModel:
     def signature(self) -> Signature:
         return self.family.signature
 
-    def metadata(self, version: str) -> dict[str, Any]:
+    def metadata(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "versions": [version],
+            "versions": self.backend.versions,
             "platform": "pytorch_bentoml",
             "inputs": [t.as_dict() for t in self.signature.inputs],
             "outputs": [t.as_dict() for t in self.signature.outputs],
@@ -62,7 +63,8 @@ class OIPModel:
             "dynamic_batching": {"preferred_batch_size": [self.backend.max_batch], "max_queue_delay_microseconds": 0},
         }
 
-    async def infer(self, inputs: dict[str, np.ndarray], wanted: list[str] | None) -> dict[str, np.ndarray]:
+    async def infer(self, inputs: dict[str, np.ndarray], wanted: list[str] | None) -> tuple[dict[str, np.ndarray], str]:
+        """The outputs, and the version that answered."""
         sig = self.signature
         expected = {t.name for t in sig.inputs}
         if set(inputs) != expected:
@@ -85,25 +87,25 @@ class OIPModel:
             answers = await self.backend.predict(list(batch))
         except Overloaded as exc:
             raise OIPError(str(exc), 503, "UNAVAILABLE") from None
+        except traffic.NotServed as exc:
+            raise OIPError(str(exc), 404, "NOT_FOUND") from None
         out = sig.answer(answers)
-        return {k: v for k, v in out.items() if not wanted or k in wanted}
+        return {k: v for k, v in out.items() if not wanted or k in wanted}, answers[0]["model"].rpartition(":")[2]
 
 
 class Registry:
-    """Looks models up by name (and version) and knows each one's served version."""
+    """Looks models up by name (and version, one of those served)."""
 
     def __init__(self, backends: list[Backend]):
         self.models = {b.family.name: OIPModel(b.family, b) for b in backends if b.family.signature is not None}
-
-    def version(self, name: str) -> str:
-        return self.models[name].backend.version
 
     def get(self, name: str, version: str = "") -> OIPModel:
         model = self.models.get(name)
         if model is None:
             raise OIPError(f"unknown model {name!r}; served: {', '.join(self.models)}", 404, "NOT_FOUND")
-        if version and version != self.version(name):
-            raise OIPError(f"model {name} has no version {version!r}; served: {self.version(name)}", 404, "NOT_FOUND")
+        served = model.backend.versions
+        if version and version not in served:
+            raise OIPError(f"model {name} has no version {version!r}; served: {', '.join(served)}", 404, "NOT_FOUND")
         return model
 
     async def ready(self, name: str) -> bool:

@@ -20,6 +20,7 @@ from tiffin.families.signature import OIPError
 from tiffin.oip import tensors
 from tiffin.oip.models import OIPModel, Registry
 from tiffin.runtime.asgi import BodyError, read_body
+from tiffin.versions import traffic
 from tiffin.wire.limits import MAX_OIP_BYTES
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -70,7 +71,7 @@ def _model(request: Request) -> OIPModel:
 @_answers_errors
 async def model_metadata(request: Request) -> Response:
     model = _model(request)
-    return JSONResponse(model.metadata(_registry(request).version(model.name)))
+    return JSONResponse(model.metadata())
 
 
 @_answers_errors
@@ -200,7 +201,7 @@ def _wants_binary(doc: dict[str, Any], name: str) -> bool:
 
 @_answers_errors
 async def infer(request: Request) -> Response:
-    reg, model = _registry(request), _model(request)
+    model = _model(request)
     body = await _read_body(request)
     # A large body (up to MAX_OIP_BYTES) is parsed in a thread: the event loop keeps answering.
     header_length = request.headers.get(HEADER_LENGTH)
@@ -211,8 +212,11 @@ async def infer(request: Request) -> Response:
         doc, binary = _parse(body, header_length)
         inputs = _decode_inputs(doc, binary)
     wanted = [o.get("name") for o in doc.get("outputs") or []] or None
-    outputs = await model.infer(inputs, wanted)
-    result: dict[str, Any] = {"model_name": model.name, "model_version": reg.version(model.name), "outputs": []}
+    asked = request.path_params.get("version")
+    # a version in the path asks for it (as x-tiffin-version does); else a split's sticky key applies
+    traffic.ROUTE.set({**dict(request.scope["headers"]), **({traffic.HEADER: asked.encode()} if asked else {})})
+    outputs, version = await model.infer(inputs, wanted)
+    result: dict[str, Any] = {"model_name": model.name, "model_version": version, "outputs": []}
     if "id" in doc:
         result["id"] = doc["id"]
     blobs = []

@@ -30,6 +30,7 @@ from tiffin.config import settings
 from tiffin.families import Family
 from tiffin.runtime.batcher import Batcher, Overloaded
 from tiffin.runtime.metrics import ModelMetrics
+from tiffin.versions import traffic
 
 log = logging.getLogger("tiffin")
 
@@ -50,6 +51,11 @@ class Backend:
     @property
     def version(self) -> str:
         return self.tag.partition(":")[2]
+
+    @property
+    def versions(self) -> list[str]:
+        """Every version a request may be answered by (more than one while traffic is split)."""
+        return [self.version]
 
     async def predict(self, items: Sequence[Any]) -> list[dict]:
         """One answer per item; raises `Overloaded` when the model cannot take them in time."""
@@ -80,6 +86,8 @@ class InProcess(Backend):
         self.device = getattr(predictor, "device", None)
         self.output = family.signature.outputs[0].name if family.signature is not None else "value"
         self.max_batch = max_batch or family.max_batch
+        self.threads = threads
+        self.split: traffic.Split | None = None  # set by tiffin/versions/follow.py
         self._local = threading.local()  # the series of the version each model thread's batch ran on
         self.swap(predictor, tag)
         s = settings()
@@ -137,7 +145,23 @@ class InProcess(Backend):
     def _on_batch(self, size: int, seconds: float, oldest_wait: float) -> None:
         self._local.counted.on_batch(size, seconds, oldest_wait)  # same thread as the batch's `_run`
 
+    @property
+    def versions(self) -> list[str]:
+        return list(self.split.lanes) if self.split is not None else [self.version]
+
     async def predict(self, items: Sequence[Any]) -> list[dict]:
+        split = self.split
+        if split is not None:
+            return await split.choose(traffic.ROUTE.get(), self.family.name).answer(items)
+        headers = traffic.ROUTE.get()
+        if headers is not None and traffic.HEADER in headers:
+            asked = traffic.asked_version(headers, self.family.name)
+            if asked is not None and asked != self.version:
+                traffic.check_served(asked, [self.version])
+        return await self.answer(items)
+
+    async def answer(self, items: Sequence[Any]) -> list[dict]:
+        """`predict` on this version, whatever the split says."""
         if len(items) == 1:
             answer, _ = await self.batcher.submit(items[0])
             return [answer]

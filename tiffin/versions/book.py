@@ -6,6 +6,7 @@ beside the store (`$BENTOML_HOME/tiffin-aliases.json`, or TIFFIN_ALIASES_FILE):
 
     {"revision": 3,
      "aliases": {"fashion-cnn": {"production": {"version": "x7k2", "previous": ["a1b2"], "pin": null}}},
+     "traffic": {"fashion-cnn": {"weights": {"x7k2": 90, "c3d4": 10}, "sticky": "x-user-id"}},
      "history": [{"revision": 3, "at": "...", "who": "ana@host", "model": "fashion-cnn",
                   "alias": "production", "action": "promote", "from": "a1b2", "to": "x7k2", "why": "..."}]}
 
@@ -184,6 +185,25 @@ class Book:
             entry["pin"] = {"who": by or who(), "at": _now(), "why": why}
             return _record(data, model, alias, "pin", before, entry["version"], why, by)
 
+    def traffic(self, model: str, data: dict | None = None) -> dict | None:
+        """{"weights": {version: int}, "sticky": header or None} while a split is set."""
+        return (data or self.read()).get("traffic", {}).get(model)
+
+    def split(self, model: str, weights: dict[str, int], sticky: str | None, *, why: str = "", by: str | None = None) -> dict:
+        """Share `model`'s traffic between versions by weight (see tiffin/versions/traffic.py)."""
+        with self.change() as data:
+            traffic = data.setdefault("traffic", {})
+            before = _shares(traffic.get(model))
+            traffic[model] = {"weights": dict(weights), "sticky": sticky}
+            return _record(data, model, "traffic", "split", before, _shares(traffic[model]), why, by)
+
+    def unsplit(self, model: str, *, why: str = "", by: str | None = None) -> dict:
+        with self.change() as data:
+            held = data.get("traffic", {}).pop(model, None)
+            if held is None:
+                raise AliasError(f"{model} has no traffic split")
+            return _record(data, model, "traffic", "unsplit", _shares(held), "alias", why, by)
+
     def unpin(self, model: str, alias: str, *, why: str = "", by: str | None = None) -> dict:
         with self.change() as data:
             entry = data["aliases"].get(model, {}).get(alias)
@@ -201,6 +221,13 @@ def _refuse_pinned(model: str, alias: str, entry: dict | None) -> None:
             f"{model}@{alias} is pinned to {entry['version']} by {pin['who']} since {pin['at']}{reason};"
             f" `tiffin models pin {model} --off` first"
         )
+
+
+def _shares(split: dict | None) -> str | None:
+    if split is None:
+        return None
+    text = ",".join(f"{v}={w}" for v, w in split["weights"].items())
+    return text + (f" sticky {split['sticky']}" if split.get("sticky") else "")
 
 
 def _now() -> str:

@@ -22,7 +22,7 @@ import bentoml
 from tiffin.config import settings
 from tiffin.runtime import batcher
 from tiffin.runtime.backends import InProcess, load_predictor
-from tiffin.versions import followed
+from tiffin.versions import followed, traffic
 from tiffin.versions.book import AliasError, Book
 
 log = logging.getLogger("tiffin")
@@ -37,6 +37,7 @@ class Following:
     serving: str
     error: str | None = None
     swaps: int = 0
+    traffic: dict | None = None  # the split served, as the book holds it
 
 
 @dataclass
@@ -72,23 +73,83 @@ class Follower:
             return
         for backend, model, alias in self._targets:
             held = self.book.holder(model, alias, data)
-            if held is None or f"{model}:{held.version}" == backend.tag:
-                continue
-            await self._swap(backend, f"{model}:{held.version}")
+            if held is not None and f"{model}:{held.version}" != backend.tag:
+                await self._swap(backend, f"{model}:{held.version}")
+            await self._split(backend, model, self.book.traffic(model, data))
+
+    async def _load(self, backend: InProcess, tag: str):
+        """`tag`'s predictor, or None (with the error kept) when it cannot be loaded."""
+        state = self.state[backend.family.name]
+        try:
+            stored = await asyncio.to_thread(bentoml.models.get, tag)
+            return await asyncio.to_thread(_build, stored, backend)
+        except Exception as exc:  # any failure to load keeps what is serving as it is
+            state.error = f"could not load {tag}: {type(exc).__name__}: {exc}; still serving {backend.tag}"
+            log.error("%s", state.error)
+            return None
 
     async def _swap(self, backend: InProcess, tag: str) -> None:
         state = self.state[backend.family.name]
         before = backend.tag
-        try:
-            stored = await asyncio.to_thread(bentoml.models.get, tag)
-            predictor = await asyncio.to_thread(_build, stored, backend)
-        except Exception as exc:  # any failure to load keeps the old version serving
-            state.error = f"could not load {tag}: {type(exc).__name__}: {exc}; still serving {before}"
-            log.error("%s", state.error)
+        predictor = await self._load(backend, tag)
+        if predictor is None:
             return
         backend.swap(predictor, tag)
         state.serving, state.error, state.swaps = tag, None, state.swaps + 1
         log.info("%s@%s: now serving %s (was %s)", state.model, state.alias, tag, before)
+
+    async def _split(self, backend: InProcess, model: str, wanted: dict | None) -> None:
+        """Serve the book's split for `model`: a lane (its own batcher) per version, the
+        alias's version served by the backend itself; lanes no longer named are retired."""
+        state, old = self.state[backend.family.name], backend.split
+        if wanted is None:
+            backend.split, state.traffic = None, None
+            _retire(old, backend, keep=())
+            return
+        sticky = wanted.get("sticky")
+        current = dict(old.lanes) if old is not None else {}
+        if _serves(old, wanted, backend):
+            return
+        lanes = {}
+        for version in wanted["weights"]:
+            tag = f"{model}:{version}"
+            if tag == backend.tag:
+                lanes[version] = backend
+            elif version in current and current[version] is not backend:
+                lanes[version] = current[version]
+            else:
+                predictor = await self._load(backend, tag)
+                if predictor is None:
+                    return
+                lanes[version] = InProcess(backend.family, predictor, tag, threads=backend.threads, max_batch=backend.max_batch)
+        backend.split = traffic.Split(lanes, dict(wanted["weights"]), sticky.encode() if sticky else None)
+        state.traffic, state.error = dict(wanted), None
+        _retire(old, backend, keep=lanes.values())
+        log.info("%s: traffic %s", model, ", ".join(f"{v}={w}" for v, w in wanted["weights"].items()))
+
+
+def _serves(split: traffic.Split | None, wanted: dict, backend: InProcess) -> bool:
+    """Whether `split` already serves the book's `wanted` split (the same weights and sticky
+    header, and the backend's own lane still on the version it is listed under)."""
+    sticky = wanted.get("sticky")
+    return (
+        split is not None
+        and dict(split.weights) == wanted["weights"]
+        and split.sticky == (sticky.encode() if sticky else None)
+        and all(lane is not backend or v == backend.version for v, lane in split.lanes.items())
+    )
+
+
+def _retire(split: traffic.Split | None, backend: InProcess, keep) -> None:
+    """Close the lanes of an old split that the new one does not use (never the backend
+    itself), once no request can still be queued on them: the batch deadline, and a margin."""
+    if split is None:
+        return
+    kept = {id(lane) for lane in keep} | {id(backend)}
+    loop = asyncio.get_running_loop()
+    for lane in split.lanes.values():
+        if id(lane) not in kept:
+            loop.call_later(settings().hot_deadline_s + 5, lambda lane=lane: loop.run_in_executor(None, lane.close))
 
 
 def _build(stored, backend: InProcess):

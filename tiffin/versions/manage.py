@@ -116,6 +116,7 @@ def show(ref: str, book: Book | None = None) -> dict:
         "name": name,
         "alias_holders": {a: {"version": h.version, "previous": list(h.previous), "pin": h.pin} for a, h in held.items()},
         "gate": {"metric": family.metric, "tolerance": family.metric_tolerance} if family else None,
+        "traffic": book.traffic(name, data),
         "history": book.history(name)[-10:],
     }
 
@@ -167,6 +168,19 @@ def pin(name: str, version: str | None, alias: str = DEFAULT_ALIAS, *, why: str 
 
 def unpin(name: str, alias: str = DEFAULT_ALIAS, *, why: str = "", by: str | None = None) -> dict:
     return Book().unpin(name, alias, why=why, by=by)
+
+
+def split(name: str, weights: dict[str, int], sticky: str | None = None, *, why: str = "", by: str | None = None) -> dict:
+    """Share `name`'s traffic between stored versions (unique prefixes allowed) by weight."""
+    from tiffin.versions import traffic
+
+    book = Book()
+    full = {find(Ref(name, version=v), book).tag.version: w for v, w in traffic.check_weights(weights).items()}
+    return book.split(name, full, traffic.check_sticky(sticky), why=why, by=by)
+
+
+def unsplit(name: str, *, why: str = "", by: str | None = None) -> dict:
+    return Book().unsplit(name, why=why, by=by)
 
 
 def history(name: str | None = None) -> list[dict]:
