@@ -4,6 +4,7 @@ bench/endpoints.py."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -144,8 +145,10 @@ def session():
 
 
 def poster(http, load: HttpLoad) -> Send:
+    bodies = itertools.cycle(load.bodies or [load.body])
+
     async def send() -> bool:
-        async with http.post(load.url, data=load.body, headers=load.headers) as r:
+        async with http.post(load.url, data=next(bodies), headers=load.headers) as r:
             await r.read()
             return r.status == 200
 

@@ -327,7 +327,7 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma list of sections to leave out: api,peers,auth,baselines,resnet,fashion "
+        help="comma list of sections to leave out: api,peers,auth,cache,baselines,resnet,fashion "
         "(fashion: every Fashion-MNIST point, so no data package is needed: the GPU goal's run)",
     )
     parser.add_argument("--store", type=Path, default=STORE, help="BENTOML_HOME to use (quick models are trained into it)")
@@ -432,6 +432,10 @@ def main() -> None:
             endpoint_rows += asyncio.run(endpoints.measure_peers(png, concurrencies, args.seconds))
         if "auth" not in skip:
             endpoint_checks.append(asyncio.run(endpoints.auth_cost(png, args.seconds)))
+        if "cache" not in skip:
+            from bench import cache
+
+            endpoint_checks += asyncio.run(cache.cache_gain(args.seconds))
     if "baselines" not in skip and with_fashion:
         served += asyncio.run(bench_seed(concurrencies, args.seconds, pixels.tobytes()))
         with Server("bench.baselines.stock:StockImage", ready_timeout=240) as server:

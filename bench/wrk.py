@@ -22,17 +22,21 @@ def available() -> bool:
 
 @dataclass
 class HttpLoad:
-    """One fixed POST, sent over and over: what wrk can replay and aiohttp can too."""
+    """One fixed POST, sent over and over: what wrk can replay and aiohttp can too. With
+    `bodies`, each request sends the next of them instead (cycling), e.g. distinct inputs
+    for the response cache's bench."""
 
     url: str
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    bodies: list[bytes] | None = None
 
 
 def _run(load: HttpLoad, body_file: str, concurrency: int, seconds: float) -> tuple[dict, float]:
     env = {
         **os.environ,
         "TIFFIN_WRK_BODY": body_file,
+        "TIFFIN_WRK_BODIES": body_file + ".seq" if load.bodies else "",
         "TIFFIN_WRK_HEADERS": "\n".join(f"{k}: {v}" for k, v in load.headers.items()),
     }
     with tempfile.TemporaryFile() as out:
@@ -72,9 +76,14 @@ def closed_loop(label: str, load: HttpLoad, concurrency: int, seconds: float, wa
     with tempfile.NamedTemporaryFile(suffix=".body") as body:
         body.write(load.body)
         body.flush()
+        if load.bodies:  # "<length>\n<bytes>" each, read by wrk_post.lua
+            Path(body.name + ".seq").write_bytes(b"".join(b"%d\n%s" % (len(b), b) for b in load.bodies))
         if warmup > 0:
             _run(load, body.name, concurrency, warmup)
-        s, cpu = _run(load, body.name, concurrency, seconds)
+        try:
+            s, cpu = _run(load, body.name, concurrency, seconds)
+        finally:
+            Path(body.name + ".seq").unlink(missing_ok=True)
     errors = s["non_2xx"] + s["socket_errors"]
     ok = max(s["responses"] - s["non_2xx"], 0)
     duration = s["duration_us"] / 1e6

@@ -1,4 +1,5 @@
--- wrk script for bench/wrk.py: POSTs one fixed body (the file named by TIFFIN_WRK_BODY) with
+-- wrk script for bench/wrk.py: POSTs one fixed body (the file named by TIFFIN_WRK_BODY), or a
+-- sequence of them (TIFFIN_WRK_BODIES), with
 -- the headers in TIFFIN_WRK_HEADERS ("Name: value" lines), and ends with one JSON line that
 -- bench/wrk.py reads instead of wrk's human-readable summary.
 local body = assert(io.open(os.getenv("TIFFIN_WRK_BODY"), "rb"))
@@ -8,6 +9,26 @@ body:close()
 for line in (os.getenv("TIFFIN_WRK_HEADERS") or ""):gmatch("[^\n]+") do
   local name, value = line:match("^([^:]+):%s*(.*)$")
   wrk.headers[name] = value
+end
+
+-- TIFFIN_WRK_BODIES: many bodies ("<length>\n<bytes>" each), sent in turn, cycling
+local seq = os.getenv("TIFFIN_WRK_BODIES") or ""
+if seq ~= "" then
+  local f = assert(io.open(seq, "rb"))
+  local data = f:read("*a")
+  f:close()
+  local bodies, at = {}, 1
+  while at <= #data do
+    local nl = data:find("\n", at, true)
+    local n = tonumber(data:sub(at, nl - 1))
+    bodies[#bodies + 1] = data:sub(nl + 1, nl + n)
+    at = nl + n + 1
+  end
+  local i = 0
+  request = function()
+    i = i % #bodies + 1
+    return wrk.format(nil, nil, nil, bodies[i])
+  end
 end
 
 function done(summary, latency, requests)

@@ -74,6 +74,19 @@ def _choice(*choices: str) -> Callable[[str, str], str]:
     return parse
 
 
+def _names(name: str, raw: str) -> tuple[str, ...]:
+    """off, all, or comma-separated model names."""
+    value = raw.strip().lower()
+    if value in OFF:
+        return ()
+    if value == "all":
+        return ("all",)
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    if not names or any(not n.replace("-", "").replace("_", "").isalnum() for n in names):
+        raise SettingsError(f"{name}={raw!r}: use off, all, or model names separated by commas (e.g. fashion-cnn,review-minilm)")
+    return names
+
+
 def _text(name: str, raw: str) -> str:
     return raw.strip()  # from_env passes no blank value
 
@@ -108,6 +121,11 @@ class Settings:
     payload_log_mb: int = _env("TIFFIN_PAYLOAD_LOG_MB", _number(int, 1), 64)
     payload_log_files: int = _env("TIFFIN_PAYLOAD_LOG_FILES", _number(int, 0), 4)
     payload_sample: float = _env("TIFFIN_PAYLOAD_SAMPLE", _number(float, 0.0, 1.0), 0.0)
+    # the response cache (tiffin/runtime/cache.py): off, all, or model names; its bound per
+    # served version and worker; the age past which an entry is not used (0: none)
+    cache: tuple[str, ...] = _env("TIFFIN_CACHE", _names, ())
+    cache_mb: float = _env("TIFFIN_CACHE_MB", _number(float, 0.001), 64.0)
+    cache_ttl_s: float = _env("TIFFIN_CACHE_TTL_S", _number(float, 0.0), 0.0)
     # off: the typed routes and /v2 go through BentoML's own request path (tiffin/api/frontdoor.py)
     front_door: bool = _env("TIFFIN_FRONT_DOOR", on_off, True)
     grpc_host: str = _env("TIFFIN_GRPC_HOST", _text, "0.0.0.0")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import MEASUREMENTS, ROOT
-from tiffin.deploy.serve import free_port
+from tiffin.deploy.serve import free_port, free_ports
 from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
 
 IMAGE = "localhost/tiffin-cpu:test"
@@ -44,7 +44,7 @@ def image(model_store) -> str:
 
 @pytest.fixture(scope="module")
 def container(image):
-    http, grpc = free_port(), free_port()
+    http, grpc = free_ports(2)
     name = f"tiffin-test-{http}"
     # PORT is the serverless platforms' convention; the bento's entrypoint honours it.
     podman("run", "-d", "--name", name, "-e", "PORT=8080", "-p", f"127.0.0.1:{http}:8080", "-p", f"127.0.0.1:{grpc}:3001", image)

@@ -30,7 +30,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from tiffin.api import keys
 from tiffin.api.endpoints import BadInput, Endpoints
 from tiffin.config import settings
-from tiffin.runtime import loop_lag, payload_log
+from tiffin.runtime import cache, loop_lag, payload_log
 from tiffin.runtime.asgi import BodyError, Receive, Send, media_type, read_body, send_json
 from tiffin.runtime.batcher import Overloaded
 from tiffin.versions import traffic
@@ -268,6 +268,8 @@ class FrontDoor:
                 answer, logged = await handler(self.endpoints, headers_in.get(b"content-type", b""), data)
                 status, body = 200, answer
                 headers.append((traffic.HEADER, answer["model"].rpartition(":")[2].encode()))
+                if (outcome := cache.OUTCOME.get()) is not None:
+                    headers.append((cache.HEADER, outcome.encode()))
                 if self.payload_log is not None:
                     request_id = headers_in.get(b"x-request-id", b"").decode("latin-1")[:128] or None
                     self.payload_log.record(path, logged, answer, time.perf_counter() - started, request_id)

@@ -16,15 +16,27 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def free_ports(n: int = 1) -> list[int]:
+    """`n` distinct free ports: held open together while they are picked, since one socket
+    closed and another opened can be handed the same port (a server then could not bind its
+    gRPC port, the same as its HTTP one, and its workers restarted over and over)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 class Server:
     def __init__(self, target: str = "services.api:Tiffin", env: dict[str, str] | None = None, ready_timeout: float = 180):
-        self.target, self.port, self.grpc_port = target, free_port(), free_port()
+        self.target, (self.port, self.grpc_port) = target, free_ports(2)
         self.url = f"http://127.0.0.1:{self.port}"
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         self.fast_url = self.url + "/fast"  # the image hot path

@@ -24,6 +24,11 @@ class ModelMetrics:
             "tiffin_model_queue_wait_seconds", "queue wait of the oldest request in each batch", labels, buckets=SECONDS
         )
 
+        # the response cache (tiffin/runtime/cache.py), per model version and worker
+        self.cache_hits = prom.Counter("tiffin_cache_hits", "answers served from the response cache", labels)
+        self.cache_misses = prom.Counter("tiffin_cache_misses", "cache lookups that found nothing", labels)
+        self.cache_evictions = prom.Counter("tiffin_cache_evictions", "entries dropped to stay in bounds", labels)
+        self.cache_bytes = prom.Gauge("tiffin_cache_bytes", "bytes the response cache holds", labels, multiprocess_mode="livesum")
         # tier=auto text requests: answered by the small model, or escalated to the large one
         self.cascade = prom.Counter("tiffin_cascade", "tier=auto requests by the tier that answered", ["version", "outcome"])
 
