@@ -126,6 +126,8 @@ class Settings:
     cache: tuple[str, ...] = _env("TIFFIN_CACHE", _names, ())
     cache_mb: float = _env("TIFFIN_CACHE_MB", _number(float, 0.001), 64.0)
     cache_ttl_s: float = _env("TIFFIN_CACHE_TTL_S", _number(float, 0.0), 0.0)
+    # where a shadow's disagreements go (tiffin/versions/shadow.py); default beside the store
+    shadow_log: str | None = _env("TIFFIN_SHADOW_LOG", _text, None)
     # off: the typed routes and /v2 go through BentoML's own request path (tiffin/api/frontdoor.py)
     front_door: bool = _env("TIFFIN_FRONT_DOOR", on_off, True)
     grpc_host: str = _env("TIFFIN_GRPC_HOST", _text, "0.0.0.0")

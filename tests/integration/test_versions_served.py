@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import shutil
 import time
 
@@ -43,6 +44,7 @@ def swapping(version_home):
         "BENTOML_HOME": str(version_home),
         "TIFFIN_ALIASES_FILE": str(book.path),
         "TIFFIN_ALIAS_POLL_S": "0.2",
+        "TIFFIN_SHADOW_LOG": str(version_home / "shadow" / "disagreements.jsonl"),
         "TIFFIN_API_KEYS": f"app:{_hex(INFER)}:infer ops:{_hex(OPS)}:admin+metrics",
         **{family.env: "" for family in families.TRAINED},  # no fixed versions: follow the aliases
     }
@@ -125,22 +127,26 @@ def _classify(client: httpx.Client, **headers: str) -> httpx.Response:
     return client.post("/classify_image", content=FORM, headers={**FORM_TYPE, "authorization": f"Bearer {INFER}", **headers})
 
 
-def _set_split(client: httpx.Client, body: dict) -> None:
-    """Set (or end) a split through the admin API and wait until both workers serve it: until
-    the admin API, asked on ten new connections (either worker), reports it each time."""
-    r = client.post("/admin/models/fashion-cnn/split", json=body, headers={"authorization": f"Bearer {OPS}"})
+def _set(client: httpx.Client, what: str, body: dict, wanted: dict | None) -> None:
+    """POST /admin/models/fashion-cnn/<what> and wait until both workers serve it: until the
+    admin API, asked on ten new connections (either worker), reports `wanted` each time."""
+    r = client.post(f"/admin/models/fashion-cnn/{what}", json=body, headers={"authorization": f"Bearer {OPS}"})
     assert r.status_code == 200, r.text
-    wanted = None if body.get("off") else {"weights": body["weights"], "sticky": body.get("sticky", "").lower() or None}
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         seen = []
         for _ in range(10):
             with httpx.Client(base_url=str(client.base_url), headers={"authorization": f"Bearer {OPS}"}) as fresh:
-                seen.append(fresh.get("/admin/models/fashion-cnn").json()["serving"]["traffic"])
+                seen.append(fresh.get("/admin/models/fashion-cnn").json()["serving"][{"split": "traffic"}.get(what, what)])
         if all(s == wanted for s in seen):
             return
         time.sleep(0.3)
-    raise AssertionError(f"the split did not reach every worker in 20 s: {seen}")
+    raise AssertionError(f"{what} did not reach every worker in 20 s: {seen}")
+
+
+def _set_split(client: httpx.Client, body: dict) -> None:
+    wanted = None if body.get("off") else {"weights": body["weights"], "sticky": body.get("sticky", "").lower() or None}
+    _set(client, "split", body, wanted)
 
 
 async def _shares(url: str, n: int, concurrency: int = 32) -> dict[str, int]:
@@ -203,6 +209,45 @@ def test_traffic_split_by_weight_sticky_key_and_override(swapping):
         assert {_classify(client).json()["model"] for _ in range(20)} == {first}
         bad = client.post("/admin/models/fashion-cnn/split", json={"weights": {v1: -1}}, headers=ops)
         assert bad.status_code == 400 and "whole number" in bad.json()["error"]
+
+
+def _metric_sum(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_a_shadow_is_compared_and_never_answers(swapping, version_home):
+    srv, book, first, _ = swapping
+    bad = stored_versions(version_home, "fashion-cnn")[0]["version"]  # trained on shuffled labels
+    v1 = first.split(":")[1]
+    pictures = [(ROOT / f"services/examples/{n}.png").read_bytes() for n in ("bag", "trouser", "ankle-boot")]
+    with httpx.Client(base_url=srv.url, timeout=30) as client:
+        _set(client, "shadow", {"version": bad, "percent": 100, "why": "compare"}, {"version": bad, "percent": 100.0})
+        answered = set()
+        for i in range(120):
+            png = pictures[i % 3]
+            r = client.post(
+                "/classify_image", files={"image": ("x.png", png, "image/png")}, headers={"authorization": f"Bearer {INFER}"}
+            )
+            assert r.status_code == 200, r.text
+            answered.add(r.json()["model"])
+        assert answered == {first}  # the shadow never answers
+        time.sleep(1)  # the shadow's last comparisons
+        metrics = client.get("/metrics", headers={"authorization": f"Bearer {OPS}"}).text
+        pair = {"model": "fashion-cnn", "primary": v1, "shadow": bad}
+        compared = _metric_sum(metrics, "tiffin_shadow_compared_total", **pair)
+        dropped = _metric_sum(metrics, "tiffin_shadow_dropped_total", model="fashion-cnn", shadow=bad)
+        disagreed = _metric_sum(metrics, "tiffin_shadow_compared_total", **pair, agree="false")
+        assert compared + dropped == 120 and compared >= 60 and disagreed >= 1, (compared, dropped, disagreed)
+        lines = [
+            json.loads(x) for f in (version_home / "shadow").glob("disagreements-w*.jsonl") for x in f.read_text().splitlines()
+        ]
+        assert len(lines) == disagreed
+        assert {(x["primary"]["model"], x["shadow"]["model"]) for x in lines} == {(first, f"fashion-cnn:{bad}")}
+        _set(client, "shadow", {"off": True}, None)
 
 
 def test_a_version_that_cannot_load_leaves_the_old_one_serving(swapping, version_home):

@@ -9,6 +9,7 @@ what `tiffin models ...` does, over HTTP, plus what this worker serves.
     POST /admin/models/{name}/pin           {"version": null, "alias": "production", "off": false, "why": ""}
     POST /admin/models/{name}/split         {"weights": {"<version>": 90, "<version>": 10}, "sticky": "x-user-id"}
                                             or {"off": true}
+    POST /admin/models/{name}/shadow        {"version": "...", "percent": 100} or {"off": true}
 
 A move writes the alias book; every worker (this one included) picks it up within
 TIFFIN_ALIAS_POLL_S. Moves are recorded under the API key's name (or `http` when keys are off).
@@ -41,6 +42,7 @@ class Move(BaseModel):
     why: str = Field("", max_length=1000)
     weights: dict[str, int] | None = Field(None, max_length=16, description="split: version -> weight")
     sticky: str | None = Field(None, max_length=64, description="split: the request header that keeps a user on one version")
+    percent: float = Field(100.0, description="shadow: the share of requests offered to the version")
 
 
 def _serving(name: str | None = None) -> dict:
@@ -125,6 +127,15 @@ async def split(request: Request) -> dict:
     return await asyncio.to_thread(manage.split, name, move.weights, move.sticky, why=move.why, by=_by(request))
 
 
+async def shadow(request: Request) -> dict:
+    move, name = await _body(request), request.path_params["name"]
+    if move.off:
+        return await asyncio.to_thread(manage.unshadow, name, why=move.why, by=_by(request))
+    if not move.version:
+        raise BadInput('name the version to shadow: {"version": "...", "percent": 100}')
+    return await asyncio.to_thread(manage.shadow, name, move.version, move.percent, why=move.why, by=_by(request))
+
+
 def build_app() -> Starlette:
     return Starlette(
         routes=[
@@ -134,6 +145,7 @@ def build_app() -> Starlette:
             Route("/models/{name}/rollback", _answer(rollback), methods=["POST"]),
             Route("/models/{name}/pin", _answer(pin), methods=["POST"]),
             Route("/models/{name}/split", _answer(split), methods=["POST"]),
+            Route("/models/{name}/shadow", _answer(shadow), methods=["POST"]),
             Route("/models/{ref}", _answer(show), methods=["GET"]),
         ]
     )

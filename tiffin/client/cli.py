@@ -57,7 +57,12 @@ def _models_parser(sub) -> None:
     split.add_argument("weights", nargs="*", metavar="VERSION=WEIGHT")
     split.add_argument("--sticky", metavar="HEADER", help="the same value of this request header, the same version")
     split.add_argument("--off", action="store_true", help="end the split: the alias answers everything")
-    for command in (promote, rollback, pin, split):
+    shadow = act.add_parser("shadow", help="also answer a share of requests with VERSION, on the side, and compare")
+    shadow.add_argument("name")
+    shadow.add_argument("version", nargs="?")
+    shadow.add_argument("--percent", type=float, default=100.0, help="of requests offered to it (default 100)")
+    shadow.add_argument("--off", action="store_true", help="end the shadow")
+    for command in (promote, rollback, pin, split, shadow):
         command.add_argument("--alias", default="production")
         command.add_argument("--why", default="", help="recorded in the history")
     act.add_parser("history", help="who moved which alias, when and why").add_argument("name", nargs="?")
@@ -98,6 +103,14 @@ def _models(args) -> int:
                 out = manage.unsplit(args.name, why=args.why)
             else:
                 out = manage.split(args.name, _weights(args.weights), args.sticky, why=args.why)
+            text = _move(out)
+        elif args.action == "shadow":
+            if args.off:
+                out = manage.unshadow(args.name, why=args.why)
+            elif not args.version:
+                raise ValueError("name the version to shadow (or --off)")
+            else:
+                out = manage.shadow(args.name, args.version, args.percent, why=args.why)
             text = _move(out)
         elif args.action == "history":
             out = manage.history(args.name)

@@ -80,15 +80,25 @@ def load_predictor(stored: Any, device: Any) -> families.Predictor:
 
 class InProcess(Backend):
     def __init__(
-        self, family: Family, predictor: families.Predictor, tag: str, *, threads: int = 1, max_batch: int | None = None
+        self,
+        family: Family,
+        predictor: families.Predictor,
+        tag: str,
+        *,
+        threads: int = 1,
+        max_batch: int | None = None,
+        max_queue: int | None = None,
+        nice: int = 0,
     ):
-        """`predictor` answers whole batches; `threads` model threads take batches from the one queue."""
+        """`predictor` answers whole batches; `threads` model threads take batches from the one
+        queue; `max_queue` and `nice` as for the Batcher (a shadow's are smaller and lower)."""
         self.family = family
         self.device = getattr(predictor, "device", None)
         self.output = family.signature.outputs[0].name if family.signature is not None else "value"
         self.max_batch = max_batch or family.max_batch
         self.threads = threads
         self.split: traffic.Split | None = None  # set by tiffin/versions/follow.py
+        self.shadow: Any = None  # a tiffin.versions.shadow.Shadow, set by follow.py
         self._local = threading.local()  # the series of the version each model thread's batch ran on
         self.swap(predictor, tag)
         s = settings()
@@ -96,12 +106,13 @@ class InProcess(Backend):
             self._run,
             max_batch=self.max_batch,
             max_wait_ms=s.hot_max_wait_ms,
-            max_queue=s.hot_max_queue,
+            max_queue=max_queue or s.hot_max_queue,
             deadline_s=s.hot_deadline_s,
             name=family.name,
             on_batch=self._on_batch,
             threads=threads,
             collate=np.stack if family.kind == "image" else list,
+            nice=nice,
         )
 
     @property
@@ -158,13 +169,17 @@ class InProcess(Backend):
     async def predict(self, items: Sequence[Any]) -> list[dict]:
         split = self.split
         if split is not None:
-            return await split.choose(traffic.ROUTE.get(), self.family.name).answer(items)
-        headers = traffic.ROUTE.get()
-        if headers is not None and traffic.HEADER in headers:
-            asked = traffic.asked_version(headers, self.family.name)
-            if asked is not None and asked != self.version:
-                traffic.check_served(asked, [self.version])
-        return await self.answer(items)
+            answers = await split.choose(traffic.ROUTE.get(), self.family.name).answer(items)
+        else:
+            headers = traffic.ROUTE.get()
+            if headers is not None and traffic.HEADER in headers:
+                asked = traffic.asked_version(headers, self.family.name)
+                if asked is not None and asked != self.version:
+                    traffic.check_served(asked, [self.version])
+            answers = await self.answer(items)
+        if self.shadow is not None:
+            self.shadow.offer(items, answers)  # on the side: the answers go now
+        return answers
 
     async def answer(self, items: Sequence[Any]) -> list[dict]:
         """`predict` on this version, whatever the split says; from the cache where it has the answer."""

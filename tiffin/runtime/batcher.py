@@ -16,6 +16,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import threading
 import time
 import weakref
@@ -104,13 +105,15 @@ class Batcher:
         on_batch: Callable[[int, float, float], None] | None = None,
         threads: int = 1,
         collate: Callable[[Sequence[Any]], Any] = np.stack,
+        nice: int = 0,
     ):
         """`on_batch(size, compute_seconds, oldest_wait_seconds)` runs on the model thread
         after each batch that succeeded: metrics are counted once per batch, off the event loop.
         `threads` model threads take batches from the one queue side by side. `collate` makes
-        the queued items one batch for `fn` (default: stacks arrays)."""
+        the queued items one batch for `fn` (default: stacks arrays). `nice` > 0 lowers the
+        model threads' OS priority (a shadow's: the kernel runs them when the others wait)."""
         self.fn, self.collate, self.max_batch, self.max_wait = fn, collate, max_batch, max_wait_ms / 1000
-        self.on_batch = on_batch
+        self.on_batch, self.nice = on_batch, nice
         self.max_queue, self.deadline = max_queue, deadline_s
         self._queue: collections.deque[_Entry] = collections.deque()
         self._cv = threading.Condition()
@@ -119,7 +122,7 @@ class Batcher:
         self._stopped = False
         self._held, self._running = False, 0  # `paused`: no new batch while held; batches running
         _LIVE.add(self)
-        self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(threads)]
+        self._threads = [threading.Thread(target=self._thread, name=f"{name}-{i}", daemon=True) for i in range(threads)]
         for thread in self._threads:
             thread.start()
 
@@ -175,6 +178,14 @@ class Batcher:
             batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
             self._running += bool(batch)
             return batch
+
+    def _thread(self) -> None:
+        if self.nice:
+            try:  # Linux: a thread's own id takes its own priority
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+            except OSError as exc:
+                log.warning("could not lower the priority of %s: %s", threading.current_thread().name, exc)
+        self._run()
 
     def _run(self) -> None:
         while not self._stopped:

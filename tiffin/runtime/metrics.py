@@ -29,6 +29,14 @@ class ModelMetrics:
         self.cache_misses = prom.Counter("tiffin_cache_misses", "cache lookups that found nothing", labels)
         self.cache_evictions = prom.Counter("tiffin_cache_evictions", "entries dropped to stay in bounds", labels)
         self.cache_bytes = prom.Gauge("tiffin_cache_bytes", "bytes the response cache holds", labels, multiprocess_mode="livesum")
+        # shadow traffic (tiffin/versions/shadow.py): a candidate's answers beside the primary's
+        pair = ["model", "primary", "shadow"]
+        self.shadow_compared = prom.Counter("tiffin_shadow_compared", "answers compared with a shadow's", [*pair, "agree"])
+        self.shadow_abs_difference = prom.Histogram(
+            "tiffin_shadow_abs_difference", "|primary - shadow| of a regressor's answers", pair,
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500),
+        )  # fmt: skip
+        self.shadow_dropped = prom.Counter("tiffin_shadow_dropped", "requests the shadow could not take", ["model", "shadow"])
         # tier=auto text requests: answered by the small model, or escalated to the large one
         self.cascade = prom.Counter("tiffin_cascade", "tier=auto requests by the tier that answered", ["version", "outcome"])
 

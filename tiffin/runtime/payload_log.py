@@ -28,15 +28,50 @@ from tiffin.config import settings
 QUEUE_BOUND = 10_000
 
 
-class PayloadLog:
-    def __init__(self, path: Path, max_bytes: int, backups: int, sample_inputs: float):
+class JsonLines:
+    """A bounded JSON-lines file written by a thread of its own from a bounded queue: at most
+    `max_bytes` x (`backups` + 1) on disk; `put` drops (and counts) a line when the queue is
+    full rather than wait. The payload log's writer, and the shadow's disagreements."""
+
+    def __init__(self, path: Path, max_bytes: int, backups: int, name: str = "jsonl"):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.sample = path, sample_inputs
+        self.path = path
         self._handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         self._queue: queue.Queue[str | None] = queue.Queue(QUEUE_BOUND)
-        self.dropped = self._count = 0
-        self._thread = threading.Thread(target=self._write, name="payload-log", daemon=True)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._write, name=name, daemon=True)
         self._thread.start()
+
+    def put(self, entry: dict[str, Any]) -> bool:
+        try:
+            self._queue.put_nowait(json.dumps(entry))
+            return True
+        except queue.Full:
+            self.dropped += 1
+            return False
+
+    def _write(self) -> None:
+        while True:
+            line = self._queue.get()
+            if line is None:
+                return
+            self._handler.emit(logging.makeLogRecord({"msg": line}))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(5)
+        self._handler.close()
+
+
+class PayloadLog:
+    def __init__(self, path: Path, max_bytes: int, backups: int, sample_inputs: float):
+        self.path, self.sample = path, sample_inputs
+        self._lines = JsonLines(path, max_bytes, backups, "payload-log")
+        self._count = 0
+
+    @property
+    def dropped(self) -> int:
+        return self._lines.dropped
 
     @classmethod
     def from_settings(cls) -> PayloadLog | None:
@@ -64,19 +99,7 @@ class PayloadLog:
         # every k-th record, k = 1 / sample: deterministic, and cheap
         if self.sample > 0 and self._count % max(1, round(1 / self.sample)) == 0:
             entry["input_b64"] = base64.b64encode(body).decode()
-        try:
-            self._queue.put_nowait(json.dumps(entry))
-        except queue.Full:
-            self.dropped += 1
-
-    def _write(self) -> None:
-        while True:
-            line = self._queue.get()
-            if line is None:
-                return
-            self._handler.emit(logging.makeLogRecord({"msg": line}))
+        self._lines.put(entry)
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(5)
-        self._handler.close()
+        self._lines.close()

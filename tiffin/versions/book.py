@@ -7,6 +7,7 @@ beside the store (`$BENTOML_HOME/tiffin-aliases.json`, or TIFFIN_ALIASES_FILE):
     {"revision": 3,
      "aliases": {"fashion-cnn": {"production": {"version": "x7k2", "previous": ["a1b2"], "pin": null}}},
      "traffic": {"fashion-cnn": {"weights": {"x7k2": 90, "c3d4": 10}, "sticky": "x-user-id"}},
+     "shadow": {"fashion-cnn": {"version": "c3d4", "percent": 100}},
      "history": [{"revision": 3, "at": "...", "who": "ana@host", "model": "fashion-cnn",
                   "alias": "production", "action": "promote", "from": "a1b2", "to": "x7k2", "why": "..."}]}
 
@@ -203,6 +204,25 @@ class Book:
             if held is None:
                 raise AliasError(f"{model} has no traffic split")
             return _record(data, model, "traffic", "unsplit", _shares(held), "alias", why, by)
+
+    def shadow(self, model: str, data: dict | None = None) -> dict | None:
+        """{"version": v, "percent": p} while `model` has a shadow."""
+        return (data or self.read()).get("shadow", {}).get(model)
+
+    def set_shadow(self, model: str, version: str, percent: float, *, why: str = "", by: str | None = None) -> dict:
+        with self.change() as data:
+            shadows = data.setdefault("shadow", {})
+            before = shadows.get(model)
+            shadows[model] = {"version": version, "percent": percent}
+            was = f"{before['version']} {before['percent']:g}%" if before else None
+            return _record(data, model, "shadow", "shadow", was, f"{version} {percent:g}%", why, by)
+
+    def clear_shadow(self, model: str, *, why: str = "", by: str | None = None) -> dict:
+        with self.change() as data:
+            held = data.get("shadow", {}).pop(model, None)
+            if held is None:
+                raise AliasError(f"{model} has no shadow")
+            return _record(data, model, "shadow", "unshadow", held["version"], "none", why, by)
 
     def unpin(self, model: str, alias: str, *, why: str = "", by: str | None = None) -> dict:
         with self.change() as data:

@@ -24,6 +24,7 @@ from tiffin.runtime import batcher
 from tiffin.runtime.backends import InProcess, load_predictor
 from tiffin.versions import followed, traffic
 from tiffin.versions.book import AliasError, Book
+from tiffin.versions.shadow import SHADOW_QUEUE, Shadow, disagreements_log
 
 log = logging.getLogger("tiffin")
 
@@ -38,6 +39,7 @@ class Following:
     error: str | None = None
     swaps: int = 0
     traffic: dict | None = None  # the split served, as the book holds it
+    shadow: dict | None = None  # the shadow, as the book holds it
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Follower:
             if held is not None and f"{model}:{held.version}" != backend.tag:
                 await self._swap(backend, f"{model}:{held.version}")
             await self._split(backend, model, self.book.traffic(model, data))
+            await self._shadow(backend, model, self.book.shadow(model, data))
 
     async def _load(self, backend: InProcess, tag: str):
         """`tag`'s predictor, or None (with the error kept) when it cannot be loaded."""
@@ -127,6 +130,42 @@ class Follower:
         _retire(old, backend, keep=lanes.values())
         log.info("%s: traffic %s", model, ", ".join(f"{v}={w}" for v, w in wanted["weights"].items()))
 
+    async def _shadow(self, backend: InProcess, model: str, wanted: dict | None) -> None:
+        """Offer the book's share of requests to its shadow version (loaded with a small queue
+        and low-priority threads), or stop."""
+        state, old = self.state[backend.family.name], backend.shadow
+        if wanted is None:
+            if old is not None:
+                backend.shadow, state.shadow = None, None
+                _close_later(old.lane, old.close)
+            return
+        if old is not None and old.version == wanted["version"]:
+            old.percent, state.shadow = wanted["percent"], dict(wanted)
+            return
+        tag = f"{model}:{wanted['version']}"
+        predictor = await self._load(backend, tag)
+        if predictor is None:
+            return
+        lane = InProcess(backend.family, predictor, tag, threads=1, max_batch=backend.max_batch, max_queue=SHADOW_QUEUE, nice=19)
+        output = None if backend.classes else backend.output
+        backend.shadow = Shadow(model, lane, wanted["percent"], output, disagreements_log(model))
+        state.shadow, state.error = dict(wanted), None
+        if old is not None:
+            _close_later(old.lane, old.close)
+        log.info("%s: shadow %s for %g %% of requests", model, tag, wanted["percent"])
+
+
+def _close_later(lane: InProcess, *more) -> None:
+    """Close a lane once nothing can still be queued on it: the batch deadline, and a margin."""
+    loop = asyncio.get_running_loop()
+
+    def close() -> None:
+        lane.close()
+        for step in more:
+            step()
+
+    loop.call_later(settings().hot_deadline_s + 5, lambda: loop.run_in_executor(None, close))
+
 
 def _serves(split: traffic.Split | None, wanted: dict, backend: InProcess) -> bool:
     """Whether `split` already serves the book's `wanted` split (the same weights and sticky
@@ -146,10 +185,9 @@ def _retire(split: traffic.Split | None, backend: InProcess, keep) -> None:
     if split is None:
         return
     kept = {id(lane) for lane in keep} | {id(backend)}
-    loop = asyncio.get_running_loop()
     for lane in split.lanes.values():
         if id(lane) not in kept:
-            loop.call_later(settings().hot_deadline_s + 5, lambda lane=lane: loop.run_in_executor(None, lane.close))
+            _close_later(lane)
 
 
 def _build(stored, backend: InProcess):

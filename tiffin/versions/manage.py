@@ -117,6 +117,7 @@ def show(ref: str, book: Book | None = None) -> dict:
         "alias_holders": {a: {"version": h.version, "previous": list(h.previous), "pin": h.pin} for a, h in held.items()},
         "gate": {"metric": family.metric, "tolerance": family.metric_tolerance} if family else None,
         "traffic": book.traffic(name, data),
+        "shadow": book.shadow(name, data),
         "history": book.history(name)[-10:],
     }
 
@@ -181,6 +182,18 @@ def split(name: str, weights: dict[str, int], sticky: str | None = None, *, why:
 
 def unsplit(name: str, *, why: str = "", by: str | None = None) -> dict:
     return Book().unsplit(name, why=why, by=by)
+
+
+def shadow(name: str, version: str, percent: float = 100.0, *, why: str = "", by: str | None = None) -> dict:
+    """Offer `percent` of `name`'s requests to a stored version on the side, and compare."""
+    if not 0 < percent <= 100:
+        raise ValueError(f"percent is {percent!r}: use a number above 0, up to 100")
+    book = Book()
+    return book.set_shadow(name, find(Ref(name, version=version), book).tag.version, float(percent), why=why, by=by)
+
+
+def unshadow(name: str, *, why: str = "", by: str | None = None) -> dict:
+    return Book().clear_shadow(name, why=why, by=by)
 
 
 def history(name: str | None = None) -> list[dict]:
