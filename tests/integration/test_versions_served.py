@@ -250,6 +250,43 @@ def test_a_shadow_is_compared_and_never_answers(swapping, version_home):
         _set(client, "shadow", {"off": True}, None)
 
 
+def test_a_bad_canary_is_rolled_back_without_a_person(swapping, version_home):
+    srv, book, first, _ = swapping
+    bad = stored_versions(version_home, "fashion-cnn")[0]["version"]  # trained on shuffled labels
+    pictures = [(ROOT / f"services/examples/{n}.png").read_bytes() for n in ("bag", "trouser", "ankle-boot")]
+    ops = {"authorization": f"Bearer {OPS}"}
+    with httpx.Client(base_url=srv.url, timeout=30) as client:
+        start = {"action": "start", "version": bad, "weight": 20, "interval_s": 1, "failures": 2, "checks": {"min_samples": 10}}
+        r = client.post("/admin/models/fashion-cnn/canary", json=start, headers=ops)
+        assert r.status_code == 200, r.text
+        again = client.post("/admin/models/fashion-cnn/canary", json=start, headers=ops)
+        assert again.status_code == 409 and "already has a canary running" in again.json()["error"]
+        deadline, answered, i = time.monotonic() + 60, set(), 0
+        while time.monotonic() < deadline and book.read()["canary"]["fashion-cnn"]["state"] == "running":
+            png = pictures[i % 3]
+            i += 1
+            r = client.post(
+                "/classify_image", files={"image": ("x.png", png, "image/png")}, headers={"authorization": f"Bearer {INFER}"}
+            )
+            assert r.status_code == 200, r.text
+            answered.add(r.json()["model"])
+        entry = book.read()["canary"]["fashion-cnn"]
+        assert entry["state"] == "rolled_back", entry
+        assert answered == {first, f"fashion-cnn:{bad}"}  # it did answer its share meanwhile
+        assert [x["verdict"] for x in entry["results"]][-2:] == ["fail", "fail"]
+        last = book.history("fashion-cnn")[-1]
+        assert (last["action"], last["who"], last["to"]) == ("canary-rollback", "canary", first.split(":")[1])
+        assert "disagreement" in last["why"] and "2 failed checks in a row" in last["why"]
+        data = book.read()
+        assert "fashion-cnn" not in data.get("traffic", {}) and "fashion-cnn" not in data.get("shadow", {})
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if {_classify(client).json()["model"] for _ in range(20)} == {first}:
+                break
+            time.sleep(0.3)
+        assert {_classify(client).json()["model"] for _ in range(40)} == {first}
+
+
 def test_a_version_that_cannot_load_leaves_the_old_one_serving(swapping, version_home):
     srv, book, first, _ = swapping
     served = book.resolve("fashion-cnn")

@@ -10,6 +10,8 @@ what `tiffin models ...` does, over HTTP, plus what this worker serves.
     POST /admin/models/{name}/split         {"weights": {"<version>": 90, "<version>": 10}, "sticky": "x-user-id"}
                                             or {"off": true}
     POST /admin/models/{name}/shadow        {"version": "...", "percent": 100} or {"off": true}
+    POST /admin/models/{name}/canary        {"action": "start", "version": "...", "weight": 10, "interval_s": 10,
+                                             "failures": 3, "checks": {...}}, {"action": "promote" | "rollback"}
 
 A move writes the alias book; every worker (this one included) picks it up within
 TIFFIN_ALIAS_POLL_S. Moves are recorded under the API key's name (or `http` when keys are off).
@@ -18,6 +20,7 @@ TIFFIN_ALIAS_POLL_S. Moves are recorded under the API key's name (or `http` when
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
@@ -50,14 +53,14 @@ def _serving(name: str | None = None) -> dict:
     return states.get(name, {}) if name else states
 
 
-async def _body(request: Request) -> Move:
+async def _body(request: Request, schema: type[BaseModel] | None = None) -> Any:
     data = b""
     async for chunk in request.stream():
         data += chunk
         if len(data) > limits.MAX_JSON_BYTES:
             raise BadInput(f"body exceeds {limits.MAX_JSON_BYTES} bytes", 413)
     try:
-        return Move.model_validate_json(data or b"{}")
+        return (schema or Move).model_validate_json(data or b"{}")
     except ValidationError as exc:
         from tiffin.api.frontdoor import describe
 
@@ -136,6 +139,35 @@ async def shadow(request: Request) -> dict:
     return await asyncio.to_thread(manage.shadow, name, move.version, move.percent, why=move.why, by=_by(request))
 
 
+class CanaryMove(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    action: str = Field(pattern="^(start|promote|rollback)$")
+    version: str | None = Field(None, max_length=128)
+    weight: int = 10
+    shadow: float = 100.0
+    interval_s: float = Field(10.0, gt=0)
+    failures: int = Field(3, ge=1)
+    checks: dict[str, float] | None = Field(None, max_length=8)
+    force: bool = False
+    why: str = Field("", max_length=1000)
+
+
+async def canary_move(request: Request) -> dict:
+    from tiffin.versions import canary
+
+    name, move = request.path_params["name"], await _body(request, CanaryMove)
+    if move.action == "start":
+        if not move.version:
+            raise BadInput('name the candidate: {"action": "start", "version": "..."}')
+        return await asyncio.to_thread(
+            canary.start, name, move.version, weight=move.weight, shadow_percent=move.shadow, interval_s=move.interval_s,
+            failures=move.failures, checks=move.checks, why=move.why, by=_by(request),
+        )  # fmt: skip
+    if move.action == "promote":
+        return await asyncio.to_thread(canary.promote, name, force=move.force, why=move.why, by=_by(request))
+    return await asyncio.to_thread(canary.rollback, name, why=move.why, by=_by(request))
+
+
 def build_app() -> Starlette:
     return Starlette(
         routes=[
@@ -146,6 +178,7 @@ def build_app() -> Starlette:
             Route("/models/{name}/pin", _answer(pin), methods=["POST"]),
             Route("/models/{name}/split", _answer(split), methods=["POST"]),
             Route("/models/{name}/shadow", _answer(shadow), methods=["POST"]),
+            Route("/models/{name}/canary", _answer(canary_move), methods=["POST"]),
             Route("/models/{ref}", _answer(show), methods=["GET"]),
         ]
     )

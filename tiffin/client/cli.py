@@ -1,5 +1,6 @@
 """`tiffin predict image|text|demand ...`: call a running tiffin server from the shell.
-`tiffin models list|show|promote|rollback|pin|history|export|import`: versions and aliases.
+`tiffin models list|show|promote|rollback|pin|split|shadow|history|export|import`: versions and aliases.
+`tiffin canary start|status|promote|rollback NAME`: a candidate judged on live traffic.
 `tiffin logs export FILE... --out DIR`: payload logs into data sets."""
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, value in EXAMPLE_DEMAND_ROW.items():
         demand.add_argument(f"--{name}", type=type(value), default=value)
     _models_parser(sub)
+    _canary_parser(sub)
     logs = sub.add_parser("logs", help="payload logs").add_subparsers(dest="action", required=True)
     export = logs.add_parser("export", help="turn payload logs (TIFFIN_PAYLOAD_LOG) into data sets, one per route")
     export.add_argument("files", nargs="+", type=Path)
@@ -72,6 +74,67 @@ def _models_parser(sub) -> None:
     act.add_parser("import", help="add an archived version to the store, once every file checks out").add_argument(
         "file", type=Path
     )
+
+
+def _canary_parser(sub) -> None:
+    canary = sub.add_parser("canary", help="a candidate version on a share of traffic, judged and rolled back if it fails")
+    act = canary.add_subparsers(dest="action", required=True)
+    start = act.add_parser("start", help="send --weight %% of traffic to VERSION, shadow it on the rest, judge it")
+    start.add_argument("name")
+    start.add_argument("version")
+    start.add_argument("--weight", type=int, default=10, help="the candidate's share, percent (default 10)")
+    start.add_argument("--shadow", type=float, default=100.0, help="percent of the rest it also answers on the side")
+    start.add_argument("--interval", type=float, default=10.0, help="seconds between checks (default 10)")
+    start.add_argument("--failures", type=int, default=3, help="failed checks in a row that roll it back (default 3)")
+    start.add_argument("--min-success", type=float)
+    start.add_argument("--max-disagreement", type=float)
+    start.add_argument("--max-latency-ratio", type=float)
+    start.add_argument("--min-samples", type=int)
+    for name in ("status", "promote", "rollback"):
+        command = act.add_parser(name, help={"status": "state and recent checks", "promote": "promote it (through the gate)",
+                                              "rollback": "stop it now"}[name])  # fmt: skip
+        command.add_argument("name")
+        if name == "promote":
+            command.add_argument("--force", action="store_true")
+    for command in act.choices.values():
+        command.add_argument("--why", default="")
+
+
+def _canary(args) -> int:
+    from tiffin.versions import canary
+    from tiffin.versions.book import AliasError
+
+    try:
+        if args.action == "start":
+            checks = {
+                k: getattr(args, k)
+                for k in ("min_success", "max_disagreement", "max_latency_ratio", "min_samples")
+                if getattr(args, k) is not None
+            }
+            out = canary.start(
+                args.name, args.version, weight=args.weight, shadow_percent=args.shadow, interval_s=args.interval,
+                failures=args.failures, checks=checks, why=args.why,
+            )  # fmt: skip
+            text = _move(out)
+        elif args.action == "status":
+            out = canary.status(args.name)
+            if out is None:
+                raise LookupError(f"{args.name} has had no canary")
+            last = out["results"][-1] if out["results"] else None
+            text = f"{args.name}: {out['version']} at {out['weight']}% beside {out['primary']}: {out['state']}, {out['failed']} failed in a row"
+            if last:
+                text += f"\nlast check {last['at']}: {last['verdict']} {last['figures']} {'; '.join(last['failed'])}"
+        elif args.action == "promote":
+            out = canary.promote(args.name, force=args.force, why=args.why)
+            text = _move(out)
+        else:
+            out = canary.rollback(args.name, why=args.why)
+            text = _move(out)
+    except (AliasError, LookupError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(out, indent=1) if args.json else text)
+    return 0
 
 
 def _models(args) -> int:
@@ -159,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "models":
         return _models(args)
+    if args.command == "canary":
+        return _canary(args)
     if args.command == "logs":
         from tiffin.client.logs import export
 

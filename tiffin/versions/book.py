@@ -154,7 +154,7 @@ class Book:
             if before:
                 previous.append(before)
             data["aliases"][model][alias] = {"version": version, "previous": previous[-HISTORY_KEPT:], "pin": None}
-            return _record(data, model, alias, action, before, version, why, by)
+            return record(data, model, alias, action, before, version, why, by)
 
     def rollback(self, model: str, alias: str = DEFAULT_ALIAS, *, why: str = "", by: str | None = None) -> dict:
         """Return `model@alias` to its previous holder."""
@@ -167,7 +167,7 @@ class Book:
                 raise AliasError(f"{model}@{alias} has had no other version; nothing to roll back to")
             before, after = entry["version"], entry["previous"].pop()
             entry["version"] = after
-            return _record(data, model, alias, "rollback", before, after, why, by)
+            return record(data, model, alias, "rollback", before, after, why, by)
 
     def pin(self, model: str, alias: str, version: str | None, *, why: str = "", by: str | None = None) -> dict:
         """Hold `model@alias` (at `version`, when given, moving it there first) until `unpin`:
@@ -184,7 +184,7 @@ class Book:
                 entry["previous"].append(before)
                 entry["version"] = version
             entry["pin"] = {"who": by or who(), "at": _now(), "why": why}
-            return _record(data, model, alias, "pin", before, entry["version"], why, by)
+            return record(data, model, alias, "pin", before, entry["version"], why, by)
 
     def traffic(self, model: str, data: dict | None = None) -> dict | None:
         """{"weights": {version: int}, "sticky": header or None} while a split is set."""
@@ -196,14 +196,14 @@ class Book:
             traffic = data.setdefault("traffic", {})
             before = _shares(traffic.get(model))
             traffic[model] = {"weights": dict(weights), "sticky": sticky}
-            return _record(data, model, "traffic", "split", before, _shares(traffic[model]), why, by)
+            return record(data, model, "traffic", "split", before, _shares(traffic[model]), why, by)
 
     def unsplit(self, model: str, *, why: str = "", by: str | None = None) -> dict:
         with self.change() as data:
             held = data.get("traffic", {}).pop(model, None)
             if held is None:
                 raise AliasError(f"{model} has no traffic split")
-            return _record(data, model, "traffic", "unsplit", _shares(held), "alias", why, by)
+            return record(data, model, "traffic", "unsplit", _shares(held), "alias", why, by)
 
     def shadow(self, model: str, data: dict | None = None) -> dict | None:
         """{"version": v, "percent": p} while `model` has a shadow."""
@@ -215,14 +215,14 @@ class Book:
             before = shadows.get(model)
             shadows[model] = {"version": version, "percent": percent}
             was = f"{before['version']} {before['percent']:g}%" if before else None
-            return _record(data, model, "shadow", "shadow", was, f"{version} {percent:g}%", why, by)
+            return record(data, model, "shadow", "shadow", was, f"{version} {percent:g}%", why, by)
 
     def clear_shadow(self, model: str, *, why: str = "", by: str | None = None) -> dict:
         with self.change() as data:
             held = data.get("shadow", {}).pop(model, None)
             if held is None:
                 raise AliasError(f"{model} has no shadow")
-            return _record(data, model, "shadow", "unshadow", held["version"], "none", why, by)
+            return record(data, model, "shadow", "unshadow", held["version"], "none", why, by)
 
     def unpin(self, model: str, alias: str, *, why: str = "", by: str | None = None) -> dict:
         with self.change() as data:
@@ -230,7 +230,7 @@ class Book:
             if not entry or not entry.get("pin"):
                 raise AliasError(f"{model}@{alias} is not pinned")
             entry["pin"] = None
-            return _record(data, model, alias, "unpin", entry["version"], entry["version"], why, by)
+            return record(data, model, alias, "unpin", entry["version"], entry["version"], why, by)
 
 
 def _refuse_pinned(model: str, alias: str, entry: dict | None) -> None:
@@ -254,7 +254,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _record(data: dict, model: str, alias: str, action: str, before: str | None, after: str, why: str, by: str | None) -> dict:
+def record(data: dict, model: str, alias: str, action: str, before: str | None, after: str, why: str, by: str | None) -> dict:
     move = {
         "revision": data.get("revision", 0) + 1,
         "at": _now(),

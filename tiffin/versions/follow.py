@@ -22,7 +22,7 @@ import bentoml
 from tiffin.config import settings
 from tiffin.runtime import batcher
 from tiffin.runtime.backends import InProcess, load_predictor
-from tiffin.versions import followed, traffic
+from tiffin.versions import canary, followed, traffic
 from tiffin.versions.book import AliasError, Book
 from tiffin.versions.shadow import SHADOW_QUEUE, Shadow, disagreements_log
 
@@ -205,6 +205,7 @@ class FollowsAliases:
     follows the aliases its in-process models were loaded by."""
 
     _follow_task: asyncio.Task | None = None
+    _judge_task: asyncio.Task | None = None  # tiffin/versions/canary.py
 
     @bentoml.on_startup
     async def follow_aliases(self) -> None:
@@ -213,10 +214,12 @@ class FollowsAliases:
         FOLLOWING.update(follower.state)
         if poll > 0 and follower.state:
             self._follow_task = asyncio.create_task(follower.run(poll))
+            self._judge_task = asyncio.create_task(canary.Judge(follower.state).run())
 
     @bentoml.on_shutdown
     async def stop_following(self) -> None:
-        if self._follow_task is not None:
-            self._follow_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follow_task
+        for task in (self._follow_task, self._judge_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -118,6 +118,7 @@ def show(ref: str, book: Book | None = None) -> dict:
         "gate": {"metric": family.metric, "tolerance": family.metric_tolerance} if family else None,
         "traffic": book.traffic(name, data),
         "shadow": book.shadow(name, data),
+        "canary": data.get("canary", {}).get(name),
         "history": book.history(name)[-10:],
     }
 
