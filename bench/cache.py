@@ -42,32 +42,35 @@ def _text_body(seed: int) -> bytes:
 
 
 @functools.cache
-def _bodies() -> dict[tuple[str, float], list[bytes]]:
+def _bodies(n: int) -> dict[tuple[str, float], list[bytes]]:
     out = {}
     for share in (0.0, 0.9):
-        out[("image", share)] = _sequence(_image_body, share)
-        out[("text large", share)] = _sequence(_text_body, share, n=SEQUENCE // 10)  # MiniLM: ~300/s here
+        out[("image", share)] = _sequence(_image_body, share, n=n)
+        out[("text large", share)] = _sequence(_text_body, share, n=max(n // 10, 200))  # MiniLM: ~300/s here
     return out
 
 
-def loads(url: str) -> dict[tuple[str, float], HttpLoad]:
+def loads(url: str, n: int = SEQUENCE) -> dict[tuple[str, float], HttpLoad]:
     form = multipart("image", "x.png", "image/png", b"")[1]
     paths = {"image": ("/classify_image", form), "text large": ("/classify_text", {"Content-Type": "application/json"})}
     return {
         (route, share): HttpLoad(url + paths[route][0], bodies[0], paths[route][1], bodies=bodies)
-        for (route, share), bodies in _bodies().items()
+        for (route, share), bodies in _bodies(n).items()
     }
 
 
 async def cache_gain(seconds: float, rounds: int = 2) -> list[dict]:
-    """Rows of (route, hits share, cache off / on req/s, ratio): best of `rounds` each."""
+    """Rows of (route, hits share, cache off / on req/s, ratio): best of `rounds` each. The
+    sequences are sized to the points (~6,000 images a second at most, warm-up included)."""
     from tiffin.deploy.serve import Server
+
+    n = min(SEQUENCE, max(2_000, int(6_000 * (seconds + 1))))
 
     best: dict[tuple[str, float, str], float] = {}
     for _ in range(rounds):
         for mode, env in (("off", {"TIFFIN_CACHE": "off"}), ("on", {"TIFFIN_CACHE": "all"})):
             with Server(env=env, ready_timeout=240) as server:
-                for (route, share), load in loads(server.url).items():
+                for (route, share), load in loads(server.url, n).items():
                     row = await run_point(f"{route} {share:.0%} repeats, cache {mode}", load, 64, seconds, server.proc.pid)
                     key = (route, share, mode)
                     best[key] = max(best.get(key, 0.0), row["rps"])

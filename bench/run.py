@@ -435,7 +435,7 @@ def main() -> None:
         if "cache" not in skip:
             from bench import cache
 
-            endpoint_checks += asyncio.run(cache.cache_gain(args.seconds))
+            endpoint_checks += asyncio.run(cache.cache_gain(args.seconds, rounds=1 if args.seconds < 1 else 2))
     if "baselines" not in skip and with_fashion:
         served += asyncio.run(bench_seed(concurrencies, args.seconds, pixels.tobytes()))
         with Server("bench.baselines.stock:StockImage", ready_timeout=240) as server:

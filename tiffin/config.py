@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tiffin.wire import catalog, limits
+from tiffin.wire import limits
 
 
 class SettingsError(ValueError):
@@ -110,7 +110,8 @@ class Settings:
     aliases_file: str | None = _env("TIFFIN_ALIASES_FILE", _text, None)
     alias_poll_s: float = _env("TIFFIN_ALIAS_POLL_S", _number(float, 0.0), 1.0)
     # the typed API
-    cascade_threshold: float = _env("TIFFIN_CASCADE_THRESHOLD", _number(float, 0.0, 1.0), catalog.CASCADE_THRESHOLD)
+    # None: the small model's own (chosen at training for a target escalation rate), else catalog's
+    cascade_threshold: float | None = _env("TIFFIN_CASCADE_THRESHOLD", _number(float, 0.0, 1.0), None)
     max_image_bytes: int = _env("TIFFIN_MAX_IMAGE_BYTES", _number(int, 1), limits.MAX_IMAGE_BYTES)
     max_json_bytes: int = _env("TIFFIN_MAX_JSON_BYTES", _number(int, 1), limits.MAX_JSON_BYTES)
     # API keys (tiffin/api/keys.py): entries NAME:SHA256:SCOPES[:RATE/BURST]; a JSON file, re-read

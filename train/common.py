@@ -81,12 +81,14 @@ class Run:
         title: str,
         loss: Callable = F.cross_entropy,
         seconds_before: float = 0.0,
+        after_fit: Callable[[], dict[str, Any]] | None = None,
         **save: Any,
     ) -> str:
         """Fit `model` on (x, y) with `params` (its hyper-parameters, lr, batch_size and
         weight_decay among them), save it as a new version of `family` with the metrics
         `evaluate` reports after the last epoch and its learning curve, and return its tag.
-        `seconds_before`: preparation time that counts as training (e.g. frozen embeddings)."""
+        `seconds_before`: preparation time that counts as training (e.g. frozen embeddings);
+        `after_fit`: more config entries, worked out from the fitted model."""
         args, batch = self.args, params["batch_size"]
         params = {
             **params,
@@ -113,7 +115,7 @@ class Run:
         tag = store.save(
             family,
             model,
-            {"arch": family.arch, **config},
+            {"arch": family.arch, **config, **(after_fit() if after_fit else {})},
             metrics=metrics,
             dataset=self.data.name,
             fingerprint=self.data.fingerprint,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 
 from tiffin.families import textcnn
-from train import datasets
+from train import datasets, loop
 from train.common import Run, classifier_metrics, parse
 
 ARCH = {"dim": 128, "filters": 100, "widths": [3, 4, 5], "dropout": 0.5}
 VOCAB = {"max_len": 64, "min_freq": 2}
 OPTIM = {"lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4}
+CASCADE_ESCALATION = 0.30  # the share of tier=auto requests passed on to the large tier
 
 
 def main() -> str:
@@ -20,6 +21,14 @@ def main() -> str:
     model = textcnn.TextCNN(len(vocab), **ARCH)
     test = classifier_metrics(model, vocab.encode(run.data.x_test), torch.as_tensor(run.data.y_test))
     config = {"vocab": vocab.to_json(), "labels": textcnn.LABELS, **{k: ARCH[k] for k in ("dim", "filters", "widths")}}
+
+    def cascade() -> dict:
+        """The tier=auto threshold for a target escalation rate: that quantile of this model's
+        confidence on the held-out inputs (their labels unused)."""
+        confidence = loop.predict_in_batches(model, vocab.encode(run.data.x_test)).softmax(1).max(1).values
+        threshold = float(torch.quantile(confidence, CASCADE_ESCALATION))
+        return {"cascade": {"threshold": round(threshold, 4), "target_escalation": CASCADE_ESCALATION}}
+
     return run.fit_and_save(
         textcnn.FAMILY,
         model,
@@ -29,6 +38,7 @@ def main() -> str:
         params=ARCH | VOCAB | OPTIM,
         config=config,
         title="Rotten Tomatoes TextCNN",
+        after_fit=cascade,
     )
 
 

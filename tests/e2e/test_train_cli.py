@@ -34,3 +34,31 @@ def test_training_run_adds_a_described_version(model_store):
 
 def test_missing_only_trains_nothing_when_store_is_full(model_store):
     assert "nothing to train" in _run("train.all", "--quick", "--missing")
+
+
+def test_cascade_threshold_is_stored_and_the_report_prints_the_curve(model_store):
+    import json
+
+    import numpy as np
+
+    from tiffin import families
+    from tiffin.families import textcnn
+    from train import datasets
+
+    stored, small = families.load(textcnn.FAMILY)
+    cascade = stored.config["cascade"]
+    texts = datasets.rotten_tomatoes().x_test
+    confidence = np.concatenate([small(texts[i : i + 512]) for i in range(0, len(texts), 512)]).max(1)
+    # the stored threshold escalates the target share of held-out inputs
+    assert abs(float((confidence < cascade["threshold"]).mean()) - cascade["target_escalation"]) < 0.01
+
+    out = _run("train.cascade_report", "--rows", "400")
+    for t in ("0.50", "0.75", "0.95"):
+        assert f"\n{t:>9} " in out
+    assert "<- stored" in out and ("goal met" in out or "goal not met" in out or "no gap" in out)
+    name = stored.tag.replace(":", "-")
+    rows = json.loads((ROOT / "build" / "cascade" / f"{name}.json").read_text())["rows"]
+    assert [r["threshold"] for r in rows][:3] == [0.5, 0.51, 0.52] and len(rows) == 50
+    escalated = [r["escalated"] for r in rows]
+    assert escalated == sorted(escalated)  # a higher threshold never escalates fewer
+    assert Image.open(ROOT / "build" / "cascade" / f"{name}.png").format == "PNG"

@@ -322,3 +322,10 @@ def test_a_version_that_cannot_load_leaves_the_old_one_serving(swapping, version
         ).status_code
         == 403
     )
+
+
+def test_with_keys_off_the_admin_api_reads_but_does_not_move(server):
+    listed = httpx.get(server.url + "/admin/models")
+    assert listed.status_code == 200 and "fashion-cnn" in {m["name"] for m in listed.json()["models"]}
+    moved = httpx.post(server.url + "/admin/models/fashion-cnn/rollback", json={})
+    assert moved.status_code == 403 and "TIFFIN_API_KEYS" in moved.json()["error"]

@@ -24,6 +24,7 @@ def bench(tmp_path, store, *args: str) -> dict:
     return json.loads((tmp_path / "results.json").read_text())
 
 
+@pytest.mark.timeout(900)  # every section: some 30 servers started
 def test_bench_runs_every_section(model_store, tmp_path):
     result = bench(tmp_path, model_store, "--concurrency", "1,64", "--overload", "128", "--rounds", "2")
     assert (tmp_path / "throughput.png").stat().st_size > 10_000
@@ -58,8 +59,9 @@ def test_bench_runs_every_section(model_store, tmp_path):
             assert row["requests"] > 0, row
     assert all(r.get("vs_raw") is not None for r in rows if r.get("server") == "tiffin")
     whats = [g["what"] for g in result["goals"]]
-    assert len(whats) == 7 + 4 + 1 + 1 + 2 + 2 * len(routes) + 1, whats
+    assert len(whats) == 7 + 4 + 1 + 1 + 2 + 2 * len(routes) + 1 + 4, whats
     assert any("API keys on / off" in w for w in whats)
+    assert sum("repeated inputs: cache on / off" in w for w in whats) == 4
     assert sum("after a 64-client burst" in w for w in whats) == len(routes)
     assert len(result["paired"]) == 2 and all(p["ratio"] > 0 and p["served"]["errors"] == 0 for p in result["paired"])
     MEASUREMENTS.extend(f"bench (0.5 s points): {g['what']}: {g['value']}" for g in result["goals"])

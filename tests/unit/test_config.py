@@ -12,7 +12,7 @@ from tiffin.config import Settings, SettingsError
 
 def test_defaults_without_environment():
     s = Settings.from_env({})
-    assert (s.grpc_port, s.hot_max_queue, s.cascade_threshold, s.front_door) == (3001, 1024, 0.8, True)
+    assert (s.grpc_port, s.hot_max_queue, s.cascade_threshold, s.front_door) == (3001, 1024, None, True)
     assert s.malloc_tuning and s.gc_freeze and s.cuda_graphs and s.log_format == "plain"
     assert s.max_image_bytes == 8 * 1024 * 1024 and s.max_json_bytes == 64 * 1024
 

@@ -13,7 +13,8 @@ what `tiffin models ...` does, over HTTP, plus what this worker serves.
     POST /admin/models/{name}/canary        {"action": "start", "version": "...", "weight": 10, "interval_s": 10,
                                              "failures": 3, "checks": {...}}, {"action": "promote" | "rollback"}
 
-A move writes the alias book; every worker (this one included) picks it up within
+Moves (the POSTs) need API keys to be configured (an `admin` key; with keys off they are
+refused: the CLI on the host moves versions then). A move writes the alias book; every worker (this one included) picks it up within
 TIFFIN_ALIAS_POLL_S. Moves are recorded under the API key's name (or `http` when keys are off).
 """
 
@@ -67,8 +68,16 @@ async def _body(request: Request, schema: type[BaseModel] | None = None) -> Any:
         raise BadInput(describe(exc)) from None
 
 
-def _answer(call):
+def _answer(call, moves: bool = False):
     async def endpoint(request: Request) -> JSONResponse:
+        if moves and keys.keyring() is None:  # reading is as open as the rest; moving is not
+            return JSONResponse(
+                {
+                    "error": "moving versions needs an API key with scope admin: set TIFFIN_API_KEYS"
+                    " (python -m tiffin.api.keys new ops --scopes admin), or use `tiffin models` on the host"
+                },
+                403,
+            )
         try:
             return JSONResponse(await call(request))
         except BadInput as exc:
@@ -173,12 +182,12 @@ def build_app() -> Starlette:
         routes=[
             Route("/models", _answer(models), methods=["GET"]),
             Route("/models/{name}/history", _answer(history), methods=["GET"]),
-            Route("/models/{name}/promote", _answer(promote), methods=["POST"]),
-            Route("/models/{name}/rollback", _answer(rollback), methods=["POST"]),
-            Route("/models/{name}/pin", _answer(pin), methods=["POST"]),
-            Route("/models/{name}/split", _answer(split), methods=["POST"]),
-            Route("/models/{name}/shadow", _answer(shadow), methods=["POST"]),
-            Route("/models/{name}/canary", _answer(canary_move), methods=["POST"]),
+            Route("/models/{name}/promote", _answer(promote, moves=True), methods=["POST"]),
+            Route("/models/{name}/rollback", _answer(rollback, moves=True), methods=["POST"]),
+            Route("/models/{name}/pin", _answer(pin, moves=True), methods=["POST"]),
+            Route("/models/{name}/split", _answer(split, moves=True), methods=["POST"]),
+            Route("/models/{name}/shadow", _answer(shadow, moves=True), methods=["POST"]),
+            Route("/models/{name}/canary", _answer(canary_move, moves=True), methods=["POST"]),
             Route("/models/{ref}", _answer(show), methods=["GET"]),
         ]
     )

@@ -13,6 +13,7 @@ from tiffin.runtime.backends import Backend
 from tiffin.runtime.batcher import Overloaded
 from tiffin.runtime.metrics import ModelMetrics
 from tiffin.versions import traffic
+from tiffin.wire import catalog
 from tiffin.wire.images import InvalidImage
 
 
@@ -42,6 +43,14 @@ class Endpoints:
     def backends(self) -> list[Backend]:
         return [b for b in (self.image, self.text_small, self.text_large, self.demand) if b is not None]
 
+    @property
+    def cascade_threshold(self) -> float:
+        """TIFFIN_CASCADE_THRESHOLD, else the one stored with the small model, else catalog's."""
+        chosen = settings().cascade_threshold
+        if chosen is None and self.text_small is not None:
+            chosen = self.text_small.cascade_threshold
+        return catalog.CASCADE_THRESHOLD if chosen is None else chosen
+
     async def classify_image(self, data: bytes) -> dict:
         try:
             pixels = await uploads.decode(data)
@@ -63,7 +72,7 @@ class Endpoints:
         [answer] = await _ask(backend, text)
         if tier == "auto" and answered == "small" and large is not None:
             small_version = small.version
-            if answer["probabilities"][top(answer)] < settings().cascade_threshold:
+            if answer["probabilities"][top(answer)] < self.cascade_threshold:
                 with traffic.without_override():  # a version asked for is the small tier's
                     [answer] = await _ask(large, text)
                 answered = "large"

@@ -58,6 +58,11 @@ class Backend:
         """Every version a request may be answered by (more than one while traffic is split)."""
         return [self.version]
 
+    @property
+    def cascade_threshold(self) -> float | None:
+        """The tier=auto threshold stored with a small model's version, when it has one."""
+        return None
+
     async def predict(self, items: Sequence[Any]) -> list[dict]:
         """One answer per item; raises `Overloaded` when the model cannot take them in time."""
         raise NotImplementedError
@@ -165,6 +170,10 @@ class InProcess(Backend):
     @property
     def versions(self) -> list[str]:
         return list(self.split.lanes) if self.split is not None else [self.version]
+
+    @property
+    def cascade_threshold(self) -> float | None:
+        return (getattr(self.predictor, "config", None) or {}).get("cascade", {}).get("threshold")
 
     async def predict(self, items: Sequence[Any]) -> list[dict]:
         split = self.split
