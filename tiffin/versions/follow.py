@@ -201,8 +201,8 @@ FOLLOWING: dict[str, Following] = {}  # this worker's, by model name (read by ti
 
 
 class FollowsAliases:
-    """Mixin for services with `self.endpoints` (tiffin.api.endpoints.Endpoints): the worker
-    follows the aliases its in-process models were loaded by."""
+    """Mixin for services with `self.endpoints` (tiffin.api.endpoints.Endpoints) or a `self.backend`:
+    the worker follows the aliases its in-process models were loaded by."""
 
     _follow_task: asyncio.Task | None = None
     _judge_task: asyncio.Task | None = None  # tiffin/versions/canary.py
@@ -210,7 +210,8 @@ class FollowsAliases:
     @bentoml.on_startup
     async def follow_aliases(self) -> None:
         poll = settings().alias_poll_s
-        follower = Follower(self.endpoints.backends)
+        endpoints = getattr(self, "endpoints", None)  # a runner without typed routes has its `backend` only
+        follower = Follower(endpoints.backends if endpoints is not None else [b for b in [getattr(self, "backend", None)] if b])
         FOLLOWING.update(follower.state)
         if poll > 0 and follower.state:
             self._follow_task = asyncio.create_task(follower.run(poll))
