@@ -18,4 +18,4 @@ class StockImage(ModelRunner):
 
     @bentoml.api(batchable=True)
     def classify(self, pixels: np.ndarray) -> np.ndarray:
-        return self.predictor(pixels.astype(np.uint8))
+        return self.backend.predictor(pixels.astype(np.uint8))

@@ -15,6 +15,7 @@ a tabular row a dict already checked against its schema. Answers, per item: a cl
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import threading
@@ -72,6 +73,19 @@ class Backend:
 
     def refused(self, outcome: str) -> None:
         """Count a request refused before it reached the model (busy, bad_request, error)."""
+
+
+@functools.lru_cache(maxsize=64)  # a version's files never change; tags are exact after the first answer
+def _stored_threshold(tag: str) -> float | None:
+    if tag.endswith(":latest"):
+        return None
+    try:
+        import bentoml
+
+        config = json.loads((Path(bentoml.models.get(tag).path) / store.CONFIG).read_text())
+    except Exception:  # not in this host's store: the catalog's threshold applies
+        return None
+    return (config.get("cascade") or {}).get("threshold")
 
 
 def load_predictor(stored: Any, device: Any) -> families.Predictor:
@@ -266,6 +280,12 @@ class Remote(Backend):
             except Exception:  # no store here: the first answer will name it
                 return "latest"
         return self.tag.partition(":")[2]
+
+    @property
+    def cascade_threshold(self) -> float | None:
+        """The threshold stored with the version that answered last, read from this host's
+        store (a bento packs its dependencies' models); None where the store lacks it."""
+        return _stored_threshold(self.tag)
 
     async def ready(self) -> bool:
         is_ready = getattr(self.handle, "is_ready", None)
