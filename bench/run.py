@@ -327,7 +327,7 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma list of sections to leave out: api,peers,auth,cache,baselines,resnet,fashion "
+        help="comma list of sections to leave out: api,peers,auth,cache,shadow,baselines,resnet,fashion "
         "(fashion: every Fashion-MNIST point, so no data package is needed: the GPU goal's run)",
     )
     parser.add_argument("--store", type=Path, default=STORE, help="BENTOML_HOME to use (quick models are trained into it)")
@@ -436,6 +436,10 @@ def main() -> None:
             from bench import cache
 
             endpoint_checks += asyncio.run(cache.cache_gain(args.seconds, rounds=1 if args.seconds < 1 else 2))
+        if "shadow" not in skip:
+            from bench import shadow
+
+            endpoint_checks += asyncio.run(shadow.shadow_cost(png, args.seconds, rounds=1 if args.seconds < 1 else 3))
     if "baselines" not in skip and with_fashion:
         served += asyncio.run(bench_seed(concurrencies, args.seconds, pixels.tobytes()))
         with Server("bench.baselines.stock:StockImage", ready_timeout=240) as server:

@@ -68,14 +68,9 @@ def version_home(model_store, tmp_path_factory) -> Path:
     so their moves never change what the other tests serve: the test store's models
     (hard-linked; each `latest` pointer copied, as saving a version rewrites it) plus two
     more fashion-cnn versions, one good (seed 1) and one trained on shuffled labels."""
-    import shutil
+    from tiffin import store
 
-    home = tmp_path_factory.mktemp("version-home")
-    shutil.copytree(model_store / "models", home / "models", copy_function=os.link)
-    for pointer in (home / "models").glob("*/latest"):
-        text = pointer.read_text()
-        pointer.unlink()
-        pointer.write_text(text)
+    home = store.linked_home(model_store, tmp_path_factory.mktemp("version-home"))
     env = {**os.environ, "BENTOML_HOME": str(home)}
     for extra in (["--seed", "1"], ["--shuffle-labels"]):
         subprocess.run([sys.executable, "-m", "train.image", "--quick", *extra], cwd=ROOT, check=True, env=env)

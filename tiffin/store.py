@@ -8,6 +8,7 @@ unpickle; safetensors is plain tensors).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -101,6 +102,18 @@ def open_model(tag: str) -> Loaded:
     model = bentoml.models.get(tag)
     path = Path(model.path)
     return Loaded(str(model.tag), path, json.loads((path / CONFIG).read_text()), dict(model.info.metadata))
+
+
+def linked_home(source: Path, home: Path) -> Path:
+    """A BENTOML_HOME at `home` holding `source`'s models as hard links (no copy of the
+    weights), each `latest` pointer its own file, as saving a version rewrites it: versions
+    saved or aliases moved there never change what `source` serves (tests, the bench)."""
+    shutil.copytree(Path(source) / "models", Path(home) / "models", copy_function=os.link)
+    for pointer in (Path(home) / "models").glob("*/latest"):
+        text = pointer.read_text()
+        pointer.unlink()
+        pointer.write_text(text)
+    return Path(home)
 
 
 def weights_bytes(tag: str) -> int:

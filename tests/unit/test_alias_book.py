@@ -112,3 +112,28 @@ def test_which_tag_a_service_loads(tmp_path, monkeypatch):
             resolve(fashion.FAMILY)
     finally:
         config.settings.cache_clear()
+
+
+def test_a_book_mounted_from_a_config_map_is_seen_to_change(tmp_path):
+    """The kubelet's layout for a mounted ConfigMap: the file is a link through `..data`, a
+    link to a timestamped folder, and an update swaps `..data` in one rename. The workers poll
+    `stamp()`, which follows the links, so they see the swap; they only read the book."""
+    import os
+
+    def publish(n: int, version: str) -> None:
+        folder = tmp_path / f"..2026_12_02_{n}"
+        folder.mkdir()
+        entry = {"version": version, "previous": [], "pin": None}
+        (folder / "tiffin-aliases.json").write_text(
+            json.dumps({"revision": n, "aliases": {"fashion-cnn": {"production": entry}}, "history": []})
+        )
+        os.symlink(folder.name, tmp_path / "..data_tmp")
+        os.rename(tmp_path / "..data_tmp", tmp_path / "..data")
+
+    publish(1, "abc")
+    os.symlink("..data/tiffin-aliases.json", tmp_path / "tiffin-aliases.json")
+    book = Book(tmp_path / "tiffin-aliases.json")
+    before = book.stamp()
+    assert book.resolve("fashion-cnn") == "abc"
+    publish(2, "def")
+    assert book.stamp() != before and book.resolve("fashion-cnn") == "def"

@@ -3,6 +3,7 @@ deployment schema classes, the Kubernetes manifests against Kubernetes' OpenAPI 
 
 from __future__ import annotations
 
+import json
 import typing
 
 import attr
@@ -64,7 +65,12 @@ def test_a_typo_in_the_bentocloud_config_is_caught():
 @pytest.fixture(scope="module")
 def manifests(tmp_path_factory) -> dict[str, list[dict]]:
     out = tmp_path_factory.mktemp("k8s")
-    return {p.name: list(yaml.safe_load_all(p.read_text())) for p in k8s.write("registry.example/tiffin:1", out)}
+    book = {
+        "revision": 3,
+        "aliases": {"fashion-cnn": {"production": {"version": "abc"}}},
+        "history": [{"n": i} for i in range(80)],
+    }
+    return {p.name: list(yaml.safe_load_all(p.read_text())) for p in k8s.write("registry.example/tiffin:1", out, book)}
 
 
 def test_deployment_service_and_hpa_are_valid_kubernetes(manifests):
@@ -72,11 +78,12 @@ def test_deployment_service_and_hpa_are_valid_kubernetes(manifests):
     for doc in manifests["deployment.yaml"]:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
         kinds.append(doc["kind"])
-    assert kinds == ["Deployment", "Service", "HorizontalPodAutoscaler"]
+    assert kinds == ["ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler"]
 
 
 def test_knative_service_scales_to_zero_and_its_pod_spec_is_valid(manifests):
-    [ksvc] = manifests["knative-service.yaml"]
+    [aliases, ksvc] = manifests["knative-service.yaml"]
+    assert aliases == manifests["deployment.yaml"][0]
     assert ksvc["apiVersion"] == "serving.knative.dev/v1" and ksvc["kind"] == "Service"
     notes = ksvc["spec"]["template"]["metadata"]["annotations"]
     assert notes["autoscaling.knative.dev/min-scale"] == "0"
@@ -97,7 +104,7 @@ def test_knative_service_scales_to_zero_and_its_pod_spec_is_valid(manifests):
 
 
 def test_invalid_manifest_is_rejected(manifests):
-    bad = yaml.safe_load(yaml.safe_dump(manifests["deployment.yaml"][0]))
+    bad = yaml.safe_load(yaml.safe_dump(manifests["deployment.yaml"][1]))
     bad["spec"]["replicas"] = "one"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, K8S_VERSION, strict=True)
@@ -105,8 +112,25 @@ def test_invalid_manifest_is_rejected(manifests):
 
 def test_the_image_runner_counts_the_pods_cpu_request(manifests):
     # in a pod the runner sees the node's cores; the manifests give it the request instead
-    [deployment, *_] = manifests["deployment.yaml"]
+    [_, deployment, *_] = manifests["deployment.yaml"]
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert container["resources"]["requests"]["cpu"] == "2" and env["TIFFIN_CPU_CORES"] == "2"
     assert [k8s._cores(c) for c in ("500m", "1", "2", "2500m", "16")] == [1, 1, 2, 2, 16]
+
+
+@pytest.mark.parametrize("file", ["deployment.yaml", "knative-service.yaml"])
+def test_every_replica_reads_the_alias_book_from_the_config_map(manifests, file):
+    [aliases, workload, *_] = manifests[file]
+    kubernetes_validate.validate(aliases, K8S_VERSION, strict=True)
+    pod = workload["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    [mount] = container["volumeMounts"]
+    [volume] = pod["volumes"]
+    assert volume == {"name": mount["name"], "configMap": {"name": aliases["metadata"]["name"], "optional": True}}
+    [(name, text)] = aliases["data"].items()
+    assert env["TIFFIN_ALIASES_FILE"] == f"{mount['mountPath']}/{name}" and mount["readOnly"] is True
+    book = json.loads(text)
+    assert book["aliases"]["fashion-cnn"]["production"]["version"] == "abc" and book["revision"] == 3
+    assert book["history"] == [{"n": i} for i in range(30, 80)]  # the last moves: a ConfigMap holds 1 MiB

@@ -103,3 +103,59 @@ def test_the_backend_asks_the_model_once_per_input_and_never_keeps_a_failure(mon
         backend.close()
     finally:
         config.settings.cache_clear()
+
+
+def _png(seed: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (28, 28), dtype=np.uint8)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_a_repeated_upload_is_decoded_once_and_the_memo_keeps_its_bound(monkeypatch):
+    from tiffin.runtime import uploads
+    from tiffin.wire import images
+
+    monkeypatch.setenv("TIFFIN_CACHE", "fashion-cnn")
+    monkeypatch.setenv("TIFFIN_CACHE_MB", "0.01")  # 10,485 bytes: 10 entries of 784 pixels
+    config.settings.cache_clear()
+    uploads.memo.cache_clear()
+    decoded = []
+    real = images.to_pixels
+    monkeypatch.setattr(images, "to_pixels", lambda img: decoded.append(img) or real(img))
+    try:
+        memo = uploads.memo()
+
+        async def run():
+            first = await uploads.decode(_png(0))
+            again = await uploads.decode(_png(0))
+            assert again is first and len(decoded) == 1 and not again.flags.writeable
+            assert np.array_equal(first, images.decode_image(_png(0)))
+            with pytest.raises(images.InvalidImage):
+                await uploads.decode(b"\x89PNG not really")
+            for seed in range(1, 40):
+                await uploads.decode(_png(seed))
+                assert memo.bytes <= memo.max_bytes
+            assert 0 < len(memo) < 40 and memo.get(memo.key(_png(0))) is None  # the oldest went first
+
+        asyncio.run(run())
+    finally:
+        config.settings.cache_clear()
+        uploads.memo.cache_clear()
+
+
+def test_without_the_image_cache_no_upload_is_kept(monkeypatch):
+    from tiffin.runtime import uploads
+
+    monkeypatch.setenv("TIFFIN_CACHE", "review-minilm")
+    config.settings.cache_clear()
+    uploads.memo.cache_clear()
+    try:
+        assert uploads.memo() is None
+        assert asyncio.run(uploads.decode(_png(1))).flags.writeable
+    finally:
+        config.settings.cache_clear()
+        uploads.memo.cache_clear()

@@ -88,6 +88,12 @@ def _answer(call, moves: bool = False):
             return JSONResponse({"error": str(exc)}, 409)
         except ValueError as exc:  # weights or a header name that cannot be taken
             return JSONResponse({"error": str(exc)}, 400)
+        except OSError as exc:  # a read-only book: on Kubernetes, a mounted ConfigMap
+            where = exc.filename or "the alias book"
+            return JSONResponse(
+                {"error": f"{where} cannot be written here ({exc.strerror}); where the book is a ConfigMap, apply an edited one"},
+                409,
+            )
 
     return endpoint
 

@@ -150,8 +150,8 @@ class InProcess(Backend):
         counted = ModelMetrics.get().for_model(self.family.name, version)
         self.classes = _classes(predictor)
         s = settings()
-        cached = "all" in s.cache or self.family.name in s.cache
         # a cache per version: a swap starts empty, so no answer of the old version is served
+        cached = cache.enabled(self.family.name)
         self.cache = cache.ResponseCache(self.family.name, version, int(s.cache_mb * 2**20), s.cache_ttl_s) if cached else None
         self._serving = (predictor, tag, counted)  # one assignment: a batch reads all three or none
 

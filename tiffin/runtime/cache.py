@@ -48,6 +48,50 @@ def key_of(model: str, version: str, item: Any) -> bytes:
     return h.digest()
 
 
+def enabled(model: str) -> bool:
+    """Whether TIFFIN_CACHE turns the cache on for `model`."""
+    from tiffin.config import settings
+
+    names = settings().cache
+    return "all" in names or model in names
+
+
+class DecodeMemo:
+    """Uploaded image bytes -> the pixels they decode to, beside the image model's cache: a
+    repeated upload then skips its decode too (~30-50 µs of ~250 µs a request on the typed
+    route here). Decoding does not depend on the model version, so one memo serves every
+    version. Bounded in bytes like the cache (TIFFIN_CACHE_MB); the arrays are read-only, as
+    every request that hits shares one."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.bytes = max_bytes, 0
+        self._entries: collections.OrderedDict[bytes, np.ndarray] = collections.OrderedDict()
+
+    @staticmethod
+    def key(data: bytes) -> bytes:
+        return hashlib.blake2b(data, digest_size=20).digest()
+
+    def get(self, key: bytes) -> np.ndarray | None:
+        pixels = self._entries.get(key)
+        if pixels is not None:
+            self._entries.move_to_end(key)
+        return pixels
+
+    def put(self, key: bytes, pixels: np.ndarray) -> None:
+        size = pixels.nbytes + sys.getsizeof(key) + ENTRY_OVERHEAD
+        if size > self.max_bytes or key in self._entries:
+            return
+        while self.bytes + size > self.max_bytes:
+            _, old = self._entries.popitem(last=False)
+            self.bytes -= old.nbytes + sys.getsizeof(key) + ENTRY_OVERHEAD  # keys are all one size
+        pixels.flags.writeable = False
+        self._entries[key] = pixels
+        self.bytes += size
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class ResponseCache:
     def __init__(self, model: str, version: str, max_bytes: int, ttl_s: float = 0.0):
         from tiffin.runtime.metrics import ModelMetrics
