@@ -161,3 +161,29 @@ async def auth_cost(png: bytes, seconds: float, rounds: int = 2) -> dict:
         "value": round(best["on"] / max(best["off"], 1e-9), 3),
         "goal": 0.98,
     }
+
+
+async def drift_cost(png: bytes, seconds: float, rounds: int = 2) -> list[dict]:
+    """The image and small-text routes at 64 clients with drift monitoring on (the default)
+    and off (TIFFIN_DRIFT=off), in alternating servers: the ratio of their best points."""
+    from tiffin.deploy.serve import Server
+
+    routes = ("image", "text-small")
+    best = {(route, mode): 0.0 for route in routes for mode in ("on", "off")}
+    for _ in range(rounds):
+        for mode in ("off", "on"):
+            with Server(env={"TIFFIN_DRIFT": mode}, ready_timeout=240) as server:
+                for route in routes:
+                    row = await run_point(
+                        f"tiffin {route}, drift {mode}", loads(server.url, png)[route], 64, seconds, server.proc.pid
+                    )
+                    best[(route, mode)] = max(best[(route, mode)], row["rps"])
+    return [
+        {
+            "route": route,
+            "what": "req/s at c=64 with drift monitoring on / off (best of each) (goal >= 0.97)",
+            "value": round(best[(route, "on")] / max(best[(route, "off")], 1e-9), 3),
+            "goal": 0.97,
+        }
+        for route in routes
+    ]

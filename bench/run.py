@@ -327,7 +327,7 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma list of sections to leave out: api,peers,auth,cache,shadow,baselines,resnet,fashion "
+        help="comma list of sections to leave out: api,peers,auth,drift,cache,shadow,baselines,resnet,fashion "
         "(fashion: every Fashion-MNIST point, so no data package is needed: the GPU goal's run)",
     )
     parser.add_argument("--store", type=Path, default=STORE, help="BENTOML_HOME to use (quick models are trained into it)")
@@ -432,6 +432,8 @@ def main() -> None:
             endpoint_rows += asyncio.run(endpoints.measure_peers(png, concurrencies, args.seconds))
         if "auth" not in skip:
             endpoint_checks.append(asyncio.run(endpoints.auth_cost(png, args.seconds)))
+        if "drift" not in skip:
+            endpoint_checks += asyncio.run(endpoints.drift_cost(png, args.seconds, rounds=1 if args.seconds < 1 else 2))
         if "cache" not in skip:
             from bench import cache
 

@@ -127,6 +127,11 @@ class Settings:
     cache: tuple[str, ...] = _env("TIFFIN_CACHE", _names, ())
     cache_mb: float = _env("TIFFIN_CACHE_MB", _number(float, 0.001), 64.0)
     cache_ttl_s: float = _env("TIFFIN_CACHE_TTL_S", _number(float, 0.0), 0.0)
+    # drift (tiffin/runtime/drift.py): items per window and worker; a window drifts when a
+    # feature's p-value is below alpha / features
+    drift: bool = _env("TIFFIN_DRIFT", on_off, True)
+    drift_window: int = _env("TIFFIN_DRIFT_WINDOW", _number(int, 50), 500)
+    drift_alpha: float = _env("TIFFIN_DRIFT_ALPHA", _number(float, 1e-9, 0.5), 0.01)
     # where a shadow's disagreements go (tiffin/versions/shadow.py); default beside the store
     shadow_log: str | None = _env("TIFFIN_SHADOW_LOG", _text, None)
     # off: the typed routes and /v2 go through BentoML's own request path (tiffin/api/frontdoor.py)

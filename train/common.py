@@ -7,7 +7,7 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from tiffin import store
 from tiffin.config import settings
-from tiffin.families import Family
+from tiffin.families import Family, drift_features
 from train import loop
 from train.datasets import Split
 
@@ -53,6 +53,36 @@ def classifier_metrics(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor)
 
 
 @dataclass
+class Reference:
+    """What a version's drift reference is made of (tiffin/families/drift_features.py): held-out
+    items as a request carries them, and the same items encoded as the model takes them. Held
+    out, as live inputs are unseen: a vocabulary covers its own training texts better than new
+    ones, and a model answers them better."""
+
+    raw: Any  # images uint8 (N, ...), texts, or a mapping of the model's input columns
+    x: torch.Tensor  # the model's input for the same items
+    classes: Sequence[str] = ()  # a classifier's names, in output order; () for a regressor
+    vocab: Any = None  # a text model's word vocabulary, for the coverage summary
+    answer: Callable[[torch.Tensor], np.ndarray] | None = None  # the model's output -> the served answer
+
+
+def drift_reference(family: Family, model: torch.nn.Module, ref: Reference) -> dict[str, Any]:
+    """Summaries of the first half of the held-out items (at most REFERENCE_ITEMS; the rest
+    stay unseen, for tests of the monitor) and the fitted model's answers to them."""
+    k = min(drift_features.REFERENCE_ITEMS, len(ref.x) // 2)
+    if isinstance(ref.raw, Mapping):
+        items: Any = {name: np.asarray(values)[:k].tolist() for name, values in ref.raw.items()}
+    else:
+        items = ref.raw[:k]
+    model.eval()
+    with torch.inference_mode():
+        out = loop.predict_in_batches(model, ref.x[:k])
+    answer = ref.answer(out) if ref.answer else out.softmax(1).numpy()
+    features = drift_features.of_inputs(family.kind, items, ref.vocab) | drift_features.of_answers(answer, ref.classes)
+    return {"drift": drift_features.reference(features)}
+
+
+@dataclass
 class Run:
     """One training run: its command line and its data set."""
 
@@ -82,13 +112,15 @@ class Run:
         loss: Callable = F.cross_entropy,
         seconds_before: float = 0.0,
         after_fit: Callable[[], dict[str, Any]] | None = None,
+        reference: Reference | None = None,
         **save: Any,
     ) -> str:
         """Fit `model` on (x, y) with `params` (its hyper-parameters, lr, batch_size and
         weight_decay among them), save it as a new version of `family` with the metrics
         `evaluate` reports after the last epoch and its learning curve, and return its tag.
         `seconds_before`: preparation time that counts as training (e.g. frozen embeddings);
-        `after_fit`: more config entries, worked out from the fitted model."""
+        `after_fit`: more config entries, worked out from the fitted model; `reference`: the
+        held-out items the drift reference is made of."""
         args, batch = self.args, params["batch_size"]
         params = {
             **params,
@@ -111,11 +143,14 @@ class Run:
         )
         seconds = seconds_before + time.perf_counter() - start
         metrics = {k: v for k, v in history[-1].items() if k not in ("epoch", "train_loss")}
+        extra = after_fit() if after_fit else {}
+        if reference is not None:
+            extra |= drift_reference(family, model, reference)
         curve = loop.plot_curve(history, Path(tempfile.mkdtemp(prefix=f"tiffin-{family.name}-")) / store.CURVE, title)
         tag = store.save(
             family,
             model,
-            {"arch": family.arch, **config, **(after_fit() if after_fit else {})},
+            {"arch": family.arch, **config, **extra},
             metrics=metrics,
             dataset=self.data.name,
             fingerprint=self.data.fingerprint,

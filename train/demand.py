@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 from tiffin.families import bikeshare
 from train import datasets, loop
-from train.common import Run, parse
+from train.common import Reference, Run, parse
 
 ARCH = {"hidden": 128, "dropout": 0.1, "target": "log1p(bikers)"}
 OPTIM = {"lr": 3e-3, "batch_size": 128, "weight_decay": 1e-4}
@@ -39,6 +39,9 @@ def main() -> str:
         config=config,
         title="Bikeshare demand MLP",
         loss=F.mse_loss,
+        reference=Reference(
+            {c: run.data.x_test[c] for c in bikeshare.FEATURES}, x_test, answer=lambda out: bikeshare.to_counts(out).numpy()
+        ),
     )
 
 

@@ -6,7 +6,7 @@ import torch
 
 from tiffin.families import textcnn
 from train import datasets, loop
-from train.common import Run, classifier_metrics, parse
+from train.common import Reference, Run, classifier_metrics, parse
 
 ARCH = {"dim": 128, "filters": 100, "widths": [3, 4, 5], "dropout": 0.5}
 VOCAB = {"max_len": 64, "min_freq": 2}
@@ -19,13 +19,14 @@ def main() -> str:
     x, y = run.training_rows(3000)
     vocab = textcnn.Vocabulary.build(x, **VOCAB)
     model = textcnn.TextCNN(len(vocab), **ARCH)
-    test = classifier_metrics(model, vocab.encode(run.data.x_test), torch.as_tensor(run.data.y_test))
+    x_test = vocab.encode(run.data.x_test)
+    test = classifier_metrics(model, x_test, torch.as_tensor(run.data.y_test))
     config = {"vocab": vocab.to_json(), "labels": textcnn.LABELS, **{k: ARCH[k] for k in ("dim", "filters", "widths")}}
 
     def cascade() -> dict:
         """The tier=auto threshold for a target escalation rate: that quantile of this model's
         confidence on the held-out inputs (their labels unused)."""
-        confidence = loop.predict_in_batches(model, vocab.encode(run.data.x_test)).softmax(1).max(1).values
+        confidence = loop.predict_in_batches(model, x_test).softmax(1).max(1).values
         threshold = float(torch.quantile(confidence, CASCADE_ESCALATION))
         return {"cascade": {"threshold": round(threshold, 4), "target_escalation": CASCADE_ESCALATION}}
 
@@ -39,6 +40,7 @@ def main() -> str:
         config=config,
         title="Rotten Tomatoes TextCNN",
         after_fit=cascade,
+        reference=Reference(run.data.x_test, x_test, textcnn.LABELS, vocab),
     )
 
 

@@ -10,7 +10,7 @@ import torch
 from tiffin.families import minilm
 from tiffin.wire.catalog import SENTIMENT_LABELS
 from train import datasets
-from train.common import Run, classifier_metrics, parse
+from train.common import Reference, Run, classifier_metrics, parse
 
 ENCODER_DIR = "encoder"
 ARCH = {"hidden": 256, "dropout": 0.3, "max_tokens": minilm.MAX_TOKENS}
@@ -39,6 +39,7 @@ def main() -> str:
         title="Rotten Tomatoes MiniLM + head",
         seconds_before=time.perf_counter() - start,
         copy_dirs={ENCODER_DIR: encoder_dir},
+        reference=Reference(x_test, test_embeddings, SENTIMENT_LABELS),
     )
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from tiffin import families, store
 from tiffin.config import settings
 from tiffin.families import Family
-from tiffin.runtime import cache
+from tiffin.runtime import cache, drift
 from tiffin.runtime.batcher import Batcher, Overloaded
 from tiffin.runtime.metrics import ModelMetrics
 from tiffin.versions import traffic
@@ -37,7 +37,7 @@ from tiffin.versions import traffic
 log = logging.getLogger("tiffin")
 
 
-def _classes(predictor: families.Predictor) -> list[str]:
+def classes_of(predictor: families.Predictor) -> list[str]:
     try:
         return list(predictor.classes)
     except (NotImplementedError, AttributeError):  # a regressor
@@ -148,12 +148,13 @@ class InProcess(Backend):
         version that made it; the old predictor is freed when its last batch lets go of it."""
         version = tag.partition(":")[2]
         counted = ModelMetrics.get().for_model(self.family.name, version)
-        self.classes = _classes(predictor)
+        self.classes = classes_of(predictor)
         s = settings()
         # a cache per version: a swap starts empty, so no answer of the old version is served
         cached = cache.enabled(self.family.name)
         self.cache = cache.ResponseCache(self.family.name, version, int(s.cache_mb * 2**20), s.cache_ttl_s) if cached else None
-        self._serving = (predictor, tag, counted)  # one assignment: a batch reads all three or none
+        monitor = drift.monitor_for(self.family, version, predictor, self.classes)
+        self._serving = (predictor, tag, counted, monitor)  # one assignment: a batch reads all or none
 
     @classmethod
     def load(cls, family: Family, stored: Any, device=None, **options) -> InProcess:
@@ -163,9 +164,11 @@ class InProcess(Backend):
 
     def _run(self, batch: Any) -> list[dict]:
         """On a model thread: one forward pass, and each item's answer made there, off the event loop."""
-        predictor, tag, self._local.counted = self._serving
+        predictor, tag, self._local.counted, monitor = self._serving
         out = predictor(batch)
         n = len(out)
+        if monitor is not None:
+            monitor.offer(batch, out)
         if self.classes and len(self.classes) > 10:  # a large label set (the 1000-class benchmark): its top 5
             names = self.classes
             best = np.argsort(out, axis=1)[:, ::-1][:, :5].tolist()

@@ -37,6 +37,20 @@ class ModelMetrics:
             buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500),
         )  # fmt: skip
         self.shadow_dropped = prom.Counter("tiffin_shadow_dropped", "requests the shadow could not take", ["model", "shadow"])
+        # drift (tiffin/runtime/drift.py): each worker's last window, per model version
+        feature = [*labels, "feature"]
+        self.drift_score = prom.Gauge(
+            "tiffin_drift_score", "last window's distance from the reference (K-S, or Cramér's V)", feature,
+            multiprocess_mode="livemax",
+        )  # fmt: skip
+        self.drift_p_value = prom.Gauge(
+            "tiffin_drift_p_value", "last window's p-value against the reference", feature, multiprocess_mode="livemin"
+        )
+        self.drift_detected = prom.Gauge(
+            "tiffin_drift_detected", "1 when a worker's last window drifted", labels, multiprocess_mode="livemax"
+        )
+        self.drift_windows = prom.Counter("tiffin_drift_windows", "windows scored, by whether they drifted", [*labels, "drifted"])
+        self.drift_dropped = prom.Counter("tiffin_drift_dropped", "batches the drift thread could not take", labels)
         # tier=auto text requests: answered by the small model, or escalated to the large one
         self.cascade = prom.Counter("tiffin_cascade", "tier=auto requests by the tier that answered", ["version", "outcome"])
 
