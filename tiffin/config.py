@@ -127,6 +127,10 @@ class Settings:
     cache: tuple[str, ...] = _env("TIFFIN_CACHE", _names, ())
     cache_mb: float = _env("TIFFIN_CACHE_MB", _number(float, 0.001), 64.0)
     cache_ttl_s: float = _env("TIFFIN_CACHE_TTL_S", _number(float, 0.0), 0.0)
+    # BentoML's uvicorn (tiffin/runtime/http_limits.py): headers within, body within, per worker
+    http_header_timeout_s: float = _env("TIFFIN_HTTP_HEADER_TIMEOUT_S", _number(float, 0.1), 10.0)
+    http_body_timeout_s: float = _env("TIFFIN_HTTP_BODY_TIMEOUT_S", _number(float, 0.1), 30.0)
+    http_max_connections: int = _env("TIFFIN_HTTP_MAX_CONNECTIONS", _number(int, 1), 1024)
     # drift (tiffin/runtime/drift.py): items per window and worker; a window drifts when a
     # feature's p-value is below alpha / features
     drift: bool = _env("TIFFIN_DRIFT", on_off, True)

@@ -399,6 +399,9 @@ def install(service: Any, apps: dict[str, Callable] | None = None) -> None:
     """Put a `FrontDoor` outside every middleware of `service` (a `@bentoml.service`): BentoML
     builds a service's app in `Service.to_asgi`, so the service object's class becomes a
     subclass of BentoML's `Service` whose `to_asgi` wraps that app."""
+    from tiffin.runtime import http_limits
+
+    http_limits.install()  # the deadlines and connection cap of the uvicorn BentoML starts
     base = type(service)
 
     class Fronted(base):

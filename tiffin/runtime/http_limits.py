@@ -1,0 +1,123 @@
+"""Deadlines and a connection cap for BentoML's uvicorn, which takes only `backlog` and
+`timeout_keep_alive` from BentoML's configuration. Uvicorn on its own keeps a connection that
+never sends a request for ever, restarts nothing while headers trickle in a byte at a time
+(slowloris), waits without end for a body shorter than its Content-Length, and accepts
+connections without bound.
+
+`install()` (called when a tiffin service module is imported, before BentoML's worker builds
+its `uvicorn.Config`) makes uvicorn's httptools protocol this subclass:
+- a request's headers must be complete within TIFFIN_HTTP_HEADER_TIMEOUT_S (10 s) of its first
+  byte, or of the connection opening: otherwise 408 and close (not restarted by each byte);
+- its body within TIFFIN_HTTP_BODY_TIMEOUT_S (30 s) of the headers: otherwise the connection
+  closes and the app sees a disconnect (408 when no answer has started);
+- at most TIFFIN_HTTP_MAX_CONNECTIONS (1024) open connections per worker: the next one is
+  answered 503 with Retry-After and closed.
+Idle keep-alive connections still close after uvicorn's keep-alive (5 s).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+log = logging.getLogger("tiffin")
+_INSTALLED = False
+
+
+def _reply(transport: Any, status: bytes, message: bytes, extra: bytes = b"") -> None:
+    transport.write(
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\n" + extra
+        + b"content-length: " + str(len(message)).encode() + b"\r\n\r\n" + message
+    )  # fmt: skip
+    transport.close()
+
+
+def _protocol_class():
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from tiffin.config import settings
+
+    s = settings()
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        _deadline: Any = None
+        _waiting_for = ""  # "headers" or "body"
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > s.http_max_connections:
+                self.connections.discard(self)
+                message = b'{"error": "this worker has as many connections open as it takes; retry in a second"}'
+                _reply(transport, b"503 Service Unavailable", message, b"retry-after: 1\r\n")
+                return
+            self._arm("headers", s.http_header_timeout_s)
+
+        def data_received(self, data: bytes) -> None:
+            if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
+                self._arm("headers", s.http_header_timeout_s)  # the first byte of the next request
+            super().data_received(data)
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+            if self.parser.should_upgrade():
+                return
+            if any(k == b"content-length" and v.strip() not in (b"", b"0") for k, v in self.headers) or any(
+                k == b"transfer-encoding" for k, _ in self.headers
+            ):
+                self._arm("body", s.http_body_timeout_s)
+
+        def on_message_complete(self) -> None:
+            self._disarm()
+            super().on_message_complete()
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self, what: str, seconds: float) -> None:
+            self._disarm()
+            self._waiting_for = what
+            self._deadline = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if self.transport.is_closing():
+                return
+            answered = self.cycle is not None and self.cycle.response_started and self._waiting_for == "body"
+            if answered:
+                self.transport.close()
+                return
+            limit = s.http_header_timeout_s if self._waiting_for == "headers" else s.http_body_timeout_s
+            message = f'{{"error": "the request\'s {self._waiting_for} did not arrive within {limit:g} s"}}'.encode()
+            _reply(self.transport, b"408 Request Timeout", message)
+
+    return GuardedHttpToolsProtocol
+
+
+def install() -> None:
+    """Make every uvicorn.Config built in this process use the guarded protocol (unless it
+    names its own), once."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    try:
+        import httptools  # noqa: F401
+        import uvicorn
+    except ImportError:  # no server here (the client alone)
+        return
+    _INSTALLED = True
+    original = uvicorn.Config.__init__
+
+    @functools.wraps(original)
+    def init(self, app, *args, **kwargs):
+        kwargs.setdefault("http", _protocol_class())
+        original(self, app, *args, **kwargs)
+
+    uvicorn.Config.__init__ = init
