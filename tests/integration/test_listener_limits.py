@@ -6,6 +6,7 @@ are not."""
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 
@@ -113,3 +114,16 @@ def test_kept_alive_and_pipelined_requests_are_answered(limited):
     sock.sendall(one * 3 + b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     answer, _ = _read_until_closed(sock)
     assert answer.count(b"HTTP/1.1 200") == 4, answer[:500]
+
+
+def test_good_pipelined_requests_are_answered_before_a_bad_one_is_refused(limited):
+    sock = _connect(limited)
+    body = b'{"text": "A warm film.", "tier": "small"}'
+    good = b"POST /classify_text HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+    sock.sendall(good * 2 + b"NOT HTTP AT ALL\r\n\r\n")
+    answer, _ = _read_until_closed(sock)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)  # each answer follows the last body's bytes
+    assert statuses == [b"200", b"200", b"400"], answer[:800]

@@ -11,7 +11,9 @@ its `uvicorn.Config`) makes uvicorn's httptools protocol this subclass:
 - its body within TIFFIN_HTTP_BODY_TIMEOUT_S (30 s) of the headers: otherwise the connection
   closes and the app sees a disconnect (408 when no answer has started);
 - at most TIFFIN_HTTP_MAX_CONNECTIONS (1024) open connections per worker: the next one is
-  answered 503 with Retry-After and closed.
+  answered 503 with Retry-After and closed;
+- a malformed request after pipelined good ones is refused (400) once they are answered,
+  where uvicorn would close at once and drop their answers.
 Idle keep-alive connections still close after uvicorn's keep-alive (5 s).
 """
 
@@ -34,6 +36,7 @@ def _reply(transport: Any, status: bytes, message: bytes, extra: bytes = b"") ->
 
 
 def _protocol_class():
+    import httptools
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     from tiffin.config import settings
@@ -53,10 +56,39 @@ def _protocol_class():
                 return
             self._arm("headers", s.http_header_timeout_s)
 
+        _refusal: str | None = None  # a bad request after good ones still being answered
+
         def data_received(self, data: bytes) -> None:
+            if self._refusal is not None:
+                return
             if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
                 self._arm("headers", s.http_header_timeout_s)  # the first byte of the next request
-            super().data_received(data)
+            self._unset_keepalive_if_required()
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError:
+                message = "Invalid HTTP request received."
+                if self.cycle is not None and not self.cycle.response_complete:
+                    # uvicorn would close now and drop the answers of the good requests before it
+                    self._refusal = message
+                    self._disarm()
+                    self.transport.pause_reading()
+                    return
+                self.logger.warning(message)
+                self.send_400_response(message)
+            except httptools.HttpParserUpgrade:
+                if self._should_upgrade():
+                    self.handle_websocket_upgrade()
+                else:
+                    self._unsupported_upgrade_warning()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            done = self.cycle is None or self.cycle.response_complete  # the last good request too
+            if self._refusal is not None and done and not self.pipeline and not self.transport.is_closing():
+                self._unset_keepalive_if_required()
+                self.logger.warning(self._refusal)
+                self.send_400_response(self._refusal)
 
         def on_headers_complete(self) -> None:
             self._disarm()
