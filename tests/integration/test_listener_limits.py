@@ -127,3 +127,23 @@ def test_good_pipelined_requests_are_answered_before_a_bad_one_is_refused(limite
     answer, _ = _read_until_closed(sock)
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)  # each answer follows the last body's bytes
     assert statuses == [b"200", b"200", b"400"], answer[:800]
+
+
+@pytest.mark.parametrize("head", [b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: ", b"GET /livez?q="])
+def test_a_header_or_url_bomb_is_refused_before_it_is_buffered(limited, head):
+    sock = _connect(limited)
+    sock.sendall(head)
+    sent, answer = 0, b""
+    try:
+        while sent < 64 << 20:  # 64 MB of one header value (or URL), never ended
+            sock.sendall(b"a" * 65536)
+            sent += 65536
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    try:
+        answer = sock.recv(65536)
+    except (ConnectionResetError, TimeoutError):
+        pass
+    assert sent < 8 << 20, f"{sent} bytes taken before the headers ended"
+    assert not answer or answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    assert httpx.get(limited.url + "/livez", timeout=10).status_code == 200

@@ -12,6 +12,8 @@ its `uvicorn.Config`) makes uvicorn's httptools protocol this subclass:
   closes and the app sees a disconnect (408 when no answer has started);
 - at most TIFFIN_HTTP_MAX_CONNECTIONS (1024) open connections per worker: the next one is
   answered 503 with Retry-After and closed;
+- at most MAX_HEAD_BYTES (1 MiB) before the headers end: otherwise 431 and close, before the
+  parser has buffered a 256 MB header or URL;
 - a malformed request after pipelined good ones is refused (400) once they are answered,
   where uvicorn would close at once and drop their answers.
 Idle keep-alive connections still close after uvicorn's keep-alive (5 s).
@@ -25,6 +27,10 @@ from typing import Any
 
 log = logging.getLogger("tiffin")
 _INSTALLED = False
+# What may arrive before a request's headers end (the front door then holds them to 8 KiB of
+# URL and 16 KiB of headers): above the 256 KiB one read of the socket returns, so headers
+# and the start of a body read together are never taken for a header bomb.
+MAX_HEAD_BYTES = 1 << 20
 
 
 def _reply(transport: Any, status: bytes, message: bytes, extra: bytes = b"") -> None:
@@ -45,7 +51,8 @@ def _protocol_class():
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _deadline: Any = None
-        _waiting_for = ""  # "headers" or "body"
+        _waiting_for = ""  # "headers" or "body": what the deadline is for
+        _head_bytes = 0  # bytes received while waiting for the headers
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
@@ -63,6 +70,13 @@ def _protocol_class():
                 return
             if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
                 self._arm("headers", s.http_header_timeout_s)  # the first byte of the next request
+            if self._waiting_for == "headers":
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_BYTES:  # the parser would buffer all of it
+                    self._disarm()
+                    message = f'{{"error": "more than {MAX_HEAD_BYTES} bytes came before the headers ended"}}'.encode()
+                    _reply(self.transport, b"431 Request Header Fields Too Large", message)
+                    return
             self._unset_keepalive_if_required()
             try:
                 self.parser.feed_data(data)
@@ -110,24 +124,24 @@ def _protocol_class():
 
         def _arm(self, what: str, seconds: float) -> None:
             self._disarm()
-            self._waiting_for = what
+            self._waiting_for, self._head_bytes = what, 0
             self._deadline = self.loop.call_later(seconds, self._expired)
 
         def _disarm(self) -> None:
+            self._waiting_for = ""
             if self._deadline is not None:
                 self._deadline.cancel()
                 self._deadline = None
 
         def _expired(self) -> None:
-            self._deadline = None
+            what, self._deadline, self._waiting_for = self._waiting_for, None, ""
             if self.transport.is_closing():
                 return
-            answered = self.cycle is not None and self.cycle.response_started and self._waiting_for == "body"
-            if answered:
+            if what == "body" and self.cycle is not None and self.cycle.response_started:
                 self.transport.close()
                 return
-            limit = s.http_header_timeout_s if self._waiting_for == "headers" else s.http_body_timeout_s
-            message = f'{{"error": "the request\'s {self._waiting_for} did not arrive within {limit:g} s"}}'.encode()
+            limit = s.http_header_timeout_s if what == "headers" else s.http_body_timeout_s
+            message = f'{{"error": "the request\'s {what} did not arrive within {limit:g} s"}}'.encode()
             _reply(self.transport, b"408 Request Timeout", message)
 
     return GuardedHttpToolsProtocol
