@@ -35,11 +35,11 @@ def per_request_seconds(predictor, texts: list[str], n: int = 50) -> float:
     return (time.perf_counter() - start) / min(n, len(texts))
 
 
-def curve(small_p: np.ndarray, large_p: np.ndarray, y: np.ndarray, small_s: float, large_s: float) -> list[dict]:
+def curve(small_p: np.ndarray, large_p: np.ndarray, y: np.ndarray, small_s: float, large_s: float, thresholds=None) -> list[dict]:
     confidence, small_ok, large_ok = small_p.max(1), small_p.argmax(1) == y, large_p.argmax(1) == y
     gap = large_ok.mean() - small_ok.mean()
     rows = []
-    for t in np.round(np.arange(0.50, 1.00, 0.01), 2):
+    for t in np.round(np.arange(0.50, 1.00, 0.01), 2) if thresholds is None else thresholds:
         escalated = confidence < t
         accuracy = float(np.where(escalated, large_ok, small_ok).mean())
         rows.append(
@@ -104,21 +104,26 @@ def main() -> None:
                 f"{r['threshold']:>9.2f} {r['accuracy']:>8.4f} {r['escalated']:>9.1%} {r['mean_ms']:>8.2f} "
                 f"{'' if r['gap_recovered'] is None else format(r['gap_recovered'], '.0%'):>13}{mark}"
             )
-    within = [r for r in rows if r["escalated"] <= GOAL_ESCALATED and r["gap_recovered"] is not None]
-    best = max(within, key=lambda r: r["gap_recovered"], default=None)
+    # the goal is judged where tier=auto serves: at the stored threshold itself
+    [at] = curve(small_p, large_p, y, small_s, large_s, thresholds=[stored])
+    recovered = "" if at["gap_recovered"] is None else f", {at['gap_recovered']:.0%} of the gap recovered"
+    print(
+        f"stored threshold {stored:.4f}: accuracy {at['accuracy']:.4f}, {at['escalated']:.1%} escalated, "
+        f"{at['mean_ms']:.2f} ms a request{recovered}"
+    )
     if large_acc <= small_acc:
         print("goal: no gap to recover here (the large tier is not more accurate on this split)")
-    elif best and best["gap_recovered"] >= GOAL_RECOVERED:
-        print(
-            f"goal met: {best['gap_recovered']:.0%} of the gap at {best['escalated']:.0%} escalated (threshold {best['threshold']:.2f})"
-        )
+    elif at["escalated"] <= GOAL_ESCALATED and at["gap_recovered"] >= GOAL_RECOVERED:
+        print(f"goal met: >= {GOAL_RECOVERED:.0%} of the gap at <= {GOAL_ESCALATED:.0%} escalated, at the stored threshold")
     else:
+        within = [r for r in rows if r["escalated"] <= GOAL_ESCALATED and r["gap_recovered"] is not None]
+        best = max(within, key=lambda r: r["gap_recovered"], default=None)
         got = f"{best['gap_recovered']:.0%} at most" if best else "nothing"
-        print(f"goal not met: {got} of the gap within {GOAL_ESCALATED:.0%} escalated; the curve says how far it is")
+        print(f"goal not met at the stored threshold; the grid gives {got} within {GOAL_ESCALATED:.0%} escalated (see the curve)")
     version = small_stored.tag.replace(":", "-")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{version}.json").write_text(
-        json.dumps({"small": small_stored.tag, "large": large_stored.tag, "rows": rows}, indent=1)
+        json.dumps({"small": small_stored.tag, "large": large_stored.tag, "stored": at, "rows": rows}, indent=1)
     )
     png = plot(rows, stored, f"tier=auto: {small_stored.tag} then {large_stored.tag}", OUT / f"{version}.png")
     print(f"wrote {png}")

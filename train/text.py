@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from tiffin.families import textcnn
@@ -28,7 +30,8 @@ def main() -> str:
         confidence on the held-out inputs (their labels unused)."""
         confidence = loop.predict_in_batches(model, x_test).softmax(1).max(1).values
         threshold = float(torch.quantile(confidence, CASCADE_ESCALATION))
-        return {"cascade": {"threshold": round(threshold, 4), "target_escalation": CASCADE_ESCALATION}}
+        # rounded down: a threshold rounded up would escalate a little more than the target
+        return {"cascade": {"threshold": math.floor(threshold * 1e4) / 1e4, "target_escalation": CASCADE_ESCALATION}}
 
     return run.fit_and_save(
         textcnn.FAMILY,

@@ -55,7 +55,7 @@ def test_cascade_threshold_is_stored_and_the_report_prints_the_curve(model_store
     out = _run("train.cascade_report", "--rows", "400")
     for t in ("0.50", "0.75", "0.95"):
         assert f"\n{t:>9} " in out
-    assert "<- stored" in out and ("goal met" in out or "goal not met" in out or "no gap" in out)
+    assert "<- stored" in out and "stored threshold " in out and ("goal met" in out or "goal not met" in out or "no gap" in out)
     name = stored.tag.replace(":", "-")
     rows = json.loads((ROOT / "build" / "cascade" / f"{name}.json").read_text())["rows"]
     assert [r["threshold"] for r in rows][:3] == [0.5, 0.51, 0.52] and len(rows) == 50
