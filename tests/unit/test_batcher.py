@@ -191,3 +191,38 @@ def test_work_the_queue_cannot_finish_in_time_is_refused_on_arrival_not_run_late
     assert all("would take" in str(o) and "past the 0.5 s deadline" in str(o) and o.retry_after >= 1 for o in refused)
     assert len(ran) == 1 + len(answered)  # a refused request cost the model nothing
     assert elapsed < 0.5 + 0.3  # everything accepted started within its deadline
+
+
+def test_offered_items_are_answered_on_the_model_thread_beside_awaited_ones():
+    seen: list = []
+    main = threading.get_ident()
+
+    def model(batch):
+        time.sleep(0.01)
+        if (batch == -1).any():
+            raise ValueError("bad item")
+        return batch * 2
+
+    batcher = Batcher(model, max_batch=8, max_queue=4)
+
+    def done(outcome):
+        seen.append((outcome if isinstance(outcome, Exception) else float(outcome), threading.get_ident() != main))
+
+    async def run():
+        awaited = asyncio.ensure_future(batcher.submit(np.float32(1)))
+        assert batcher.offer(np.float32(2), done) and batcher.offer(np.float32(3), done)
+        out, _ = await awaited
+        assert float(out) == 2.0
+        while len(seen) < 2:
+            await asyncio.sleep(0.005)
+        while batcher.offer(np.float32(5), done):  # past the queue bound an offer is refused
+            pass
+        await asyncio.sleep(0.1)
+        assert batcher.offer(np.float32(-1), done)
+        while not any(isinstance(o, ValueError) for o, _ in seen):
+            await asyncio.sleep(0.005)
+
+    asyncio.run(run())
+    batcher.close()
+    assert seen[:2] == [(4.0, True), (6.0, True)]  # answered off the event loop's thread
+    assert all(on_thread for _, on_thread in seen)

@@ -56,8 +56,8 @@ class Overloaded(Exception):
 @dataclass(slots=True)
 class _Entry:
     item: Any
-    future: asyncio.Future
-    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future | Callable[[Any], None]  # a callable (and no loop): `Batcher.offer`
+    loop: asyncio.AbstractEventLoop | None
     queued_at: float
 
 
@@ -87,7 +87,21 @@ def _by_loop(entries: list[_Entry], outcomes: list) -> dict[asyncio.AbstractEven
 
 
 def _deliver(entries: list[_Entry], outcomes: list, settle: Callable, *args) -> None:
-    """`settle(futures, outcomes, *args)` on each entry's event loop (`_settle` or `_fail`)."""
+    """`settle(futures, outcomes, *args)` on each entry's event loop (`_settle` or `_fail`);
+    an offered entry's callable gets its outcome here, on the model thread."""
+    if any(e.loop is None for e in entries):
+        waited = []
+        for e, outcome in zip(entries, outcomes):
+            if e.loop is not None:
+                waited.append((e, outcome))
+                continue
+            try:
+                e.future(outcome)
+            except Exception:  # an offer's callback must not cost the thread
+                log.exception("an offered item's callback failed")
+        if not waited:
+            return
+        entries, outcomes = [e for e, _ in waited], [o for _, o in waited]
     for loop, (futures, outs) in _by_loop(entries, outcomes).items():
         loop.call_soon_threadsafe(settle, futures, outs, *args)
 
@@ -148,6 +162,17 @@ class Batcher:
             self._cv.notify()
         return await future
 
+    def offer(self, item: Any, done: Callable[[Any], None]) -> bool:
+        """Queue one item without waiting for it: `done(its output row, or the exception)` runs
+        on the model thread. False, and nothing queued, when the queue is full. For work on the
+        side (a shadow), which should cost the event loop no task and no wake-up."""
+        with self._cv:
+            if len(self._queue) >= self.max_queue:
+                return False
+            self._queue.append(_Entry(item, done, None, time.monotonic()))
+            self._cv.notify()
+        return True
+
     def _expected_wait(self) -> float:
         """Seconds until an item queued now starts, at most: the batches ahead of it (the full ones
         queued and one running), shared by the threads; none for the first in an empty queue."""
@@ -183,6 +208,10 @@ class Batcher:
         if self.nice:
             try:  # Linux: a thread's own id takes its own priority
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+                if self.nice >= 19 and hasattr(os, "SCHED_IDLE"):
+                    # SCHED_IDLE: runs only on a core nothing else wants, and gives it up at once
+                    # (a nice-19 thread keeps its slice, milliseconds, before it is preempted)
+                    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
             except OSError as exc:
                 log.warning("could not lower the priority of %s: %s", threading.current_thread().name, exc)
         self._run()

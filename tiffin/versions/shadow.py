@@ -17,14 +17,13 @@ $BENTOML_HOME/shadow/disagreements-w<N>.jsonl; 8 MB x 2): both answers and the i
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import os
 import random
 import time
 from pathlib import Path
 from typing import Any
 
-from tiffin.runtime.batcher import Overloaded
 from tiffin.runtime.cache import key_of
 
 SHADOW_PENDING = 256  # items offered and not yet answered, per model and worker: more are dropped
@@ -64,8 +63,7 @@ class Shadow:
         from tiffin.runtime.metrics import ModelMetrics
 
         self.model, self.lane, self.percent, self.output, self.log = model, lane, percent, output, log
-        self.pending = 0
-        self._tasks: set[asyncio.Task] = set()
+        self._offered = self._settled = 0  # items: pending = offered - settled
         metrics = ModelMetrics.get()
         self._compared, self._diff = metrics.shadow_compared, metrics.shadow_abs_difference
         self._dropped = metrics.shadow_dropped.labels(model, lane.version)
@@ -75,47 +73,45 @@ class Shadow:
         return self.lane.version
 
     def offer(self, items: list, answers: list[dict]) -> None:
-        """On the event loop, after the primary answered `items` with `answers`."""
+        """On the event loop, after the primary answered `items` with `answers`: each item is
+        queued on the candidate's batcher with a callback, which compares on its model thread,
+        so the loop spends no task or wake-up on it."""
         if self.percent < 100 and random.random() * 100 >= self.percent:
             return
-        if self.pending + len(items) > SHADOW_PENDING:
+        if self._offered - self._settled + len(items) > SHADOW_PENDING:
             self._dropped.inc(len(items))
             return
-        self.pending += len(items)
-        task = asyncio.get_running_loop().create_task(self._compare(list(items), answers))
-        self._tasks.add(task)  # held until done: the loop keeps only weak references to tasks
-        task.add_done_callback(self._tasks.discard)
+        batcher = self.lane.batcher
+        for item, primary in zip(items, answers):
+            self._offered += 1
+            if not batcher.offer(item, functools.partial(self._compare, item, primary)):
+                self._settled += 1
+                self._dropped.inc()
 
-    async def _compare(self, items: list, primary: list[dict]) -> None:
-        try:
-            shadow = await self.lane.answer(items)
-        except Overloaded:
-            self._dropped.inc(len(items))
+    def _compare(self, item: Any, p: dict, s: dict | BaseException) -> None:
+        """On the candidate's model thread: its answer `s` (or why there is none) against `p`."""
+        self._settled += 1  # written here only (and on a refused offer, on the loop: a bound, not a count)
+        if isinstance(s, BaseException):  # late, or the candidate failed: the primary is untouched
+            self._dropped.inc()
             return
-        except Exception:  # the candidate failed: counted as dropped, the primary is untouched
-            self._dropped.inc(len(items))
-            return
-        finally:
-            self.pending -= len(items)
-        for item, p, s in zip(items, primary, shadow):
-            first, second = p["model"].rpartition(":")[2], s["model"].rpartition(":")[2]
-            if self.output is None:
-                agree = _top(p) == _top(s)
-            else:
-                diff = abs(float(p[self.output]) - float(s[self.output]))
-                self._diff.labels(self.model, first, second).observe(diff)
-                agree = diff <= REGRESSION_AGREES * max(abs(float(p[self.output])), 1e-9)
-            self._compared.labels(self.model, first, second, "true" if agree else "false").inc()
-            if not agree and self.log is not None:
-                self.log.put(
-                    {
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        "model": self.model,
-                        "input_blake2b": key_of(self.model, "", item).hex(),
-                        "primary": p,
-                        "shadow": s,
-                    }
-                )
+        first, second = p["model"].rpartition(":")[2], s["model"].rpartition(":")[2]
+        if self.output is None:
+            agree = _top(p) == _top(s)
+        else:
+            diff = abs(float(p[self.output]) - float(s[self.output]))
+            self._diff.labels(self.model, first, second).observe(diff)
+            agree = diff <= REGRESSION_AGREES * max(abs(float(p[self.output])), 1e-9)
+        self._compared.labels(self.model, first, second, "true" if agree else "false").inc()
+        if not agree and self.log is not None:
+            self.log.put(
+                {
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "model": self.model,
+                    "input_blake2b": key_of(self.model, "", item).hex(),
+                    "primary": p,
+                    "shadow": s,
+                }
+            )
 
     def close(self) -> None:
         if self.log is not None:
