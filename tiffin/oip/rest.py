@@ -19,6 +19,7 @@ from tiffin import __version__
 from tiffin.families.signature import OIPError
 from tiffin.oip import tensors
 from tiffin.oip.models import OIPModel, Registry
+from tiffin.runtime import cache
 from tiffin.runtime.asgi import BodyError, read_body
 from tiffin.versions import traffic
 from tiffin.wire.limits import MAX_OIP_BYTES
@@ -235,10 +236,14 @@ async def infer(request: Request) -> Response:
         else:
             result["outputs"].append(tensors.to_json(name, array))
     head = json.dumps(result).encode()
+    # as the typed routes say: which version answered, and whether the response cache did
+    said = {traffic.HEADER.decode(): version, **({cache.HEADER.decode(): hit} if (hit := cache.OUTCOME.get()) else {})}
     if not blobs:
-        return Response(head, media_type="application/json")
+        return Response(head, media_type="application/json", headers=said)
     return Response(
-        head + b"".join(blobs), media_type="application/octet-stream", headers={"Inference-Header-Content-Length": str(len(head))}
+        head + b"".join(blobs),
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(len(head)), **said},
     )
 
 
