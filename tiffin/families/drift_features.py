@@ -58,8 +58,8 @@ def _is_numeric(values: Sequence) -> bool:
 
 
 def reference(features: dict[str, Sequence]) -> dict[str, Any]:
-    """Summaries of the training split -> the JSON stored with a version: a sorted sample of
-    each numeric feature, the counts of each categorical one."""
+    """Summaries of held-out items -> the JSON stored with a version: a sorted sample of each
+    numeric feature, the counts of each categorical one."""
     out: dict[str, Any] = {}
     for name, values in features.items():
         if _is_numeric(values):

@@ -14,7 +14,7 @@ tiffin_drift_p_value, tiffin_drift_detected{model,version}, tiffin_drift_windows
 
 The two tests are written here on numpy and torch.special (the chi-squared tail is torch's
 regularised incomplete gamma) rather than taken from scipy, which would add 113 MB to every
-image; tests/unit/test_drift.py checks them against scipy's.
+image; tests/unit/test_drift_stats.py checks them against scipy's.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ class Monitor:
         drifted = [name for name, f in features.items() if f["p"] < bound]
         self._detected.set(1 if drifted else 0)
         self._windows["true" if drifted else "false"].inc()
-        if drifted:
+        was = bool(self.last and self.last["drifted"])
+        if drifted and not was:  # said when it starts and when it ends, not every window
             log.warning(
                 "drift in %s:%s over the last %d items: %s",
                 self.model,
@@ -156,6 +157,8 @@ class Monitor:
                 self._items,
                 ", ".join(f"{n} (score {features[n]['score']}, p {features[n]['p']:.2g})" for n in drifted),
             )
+        elif was and not drifted:
+            log.info("no drift in %s:%s over the last %d items", self.model, self.version, self._items)
         self.last = {"items": self._items, "drifted": drifted, "features": features}
         return self.last
 

@@ -22,10 +22,8 @@ Idle keep-alive connections still close after uvicorn's keep-alive (5 s).
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Any
 
-log = logging.getLogger("tiffin")
 _INSTALLED = False
 # What may arrive before a request's headers end (the front door then holds them to 8 KiB of
 # URL and 16 KiB of headers): above the 256 KiB one read of the socket returns, so headers
@@ -41,6 +39,7 @@ def _reply(transport: Any, status: bytes, message: bytes, extra: bytes = b"") ->
     transport.close()
 
 
+@functools.cache  # one class a process, built when the first config is
 def _protocol_class():
     import httptools
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol

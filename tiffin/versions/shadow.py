@@ -63,7 +63,7 @@ class Shadow:
         from tiffin.runtime.metrics import ModelMetrics
 
         self.model, self.lane, self.percent, self.output, self.log = model, lane, percent, output, log
-        self._offered = self._settled = 0  # items: pending = offered - settled
+        self._offered = self._settled = 0  # items queued, items answered: pending = the difference
         metrics = ModelMetrics.get()
         self._compared, self._diff = metrics.shadow_compared, metrics.shadow_abs_difference
         self._dropped = metrics.shadow_dropped.labels(model, lane.version)
@@ -85,12 +85,12 @@ class Shadow:
         for item, primary in zip(items, answers):
             self._offered += 1
             if not batcher.offer(item, functools.partial(self._compare, item, primary)):
-                self._settled += 1
+                self._offered -= 1
                 self._dropped.inc()
 
     def _compare(self, item: Any, p: dict, s: dict | BaseException) -> None:
         """On the candidate's model thread: its answer `s` (or why there is none) against `p`."""
-        self._settled += 1  # written here only (and on a refused offer, on the loop: a bound, not a count)
+        self._settled += 1  # only here: `_offered` only on the loop, so neither loses a count
         if isinstance(s, BaseException):  # late, or the candidate failed: the primary is untouched
             self._dropped.inc()
             return
