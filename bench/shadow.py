@@ -53,7 +53,10 @@ async def shadow_cost(png: bytes, seconds: float, rounds: int = 2) -> list[dict]
         _move(home, "promote", "fashion-cnn", primary, "--force", "--why", "bench: the primary")
         other = store_versions(home, primary)
         p99 = {"off": [], "on": []}
-        with Server(env={"BENTOML_HOME": str(home)}, ready_timeout=240) as server:
+        # followed through its alias, whatever pin the caller's environment holds (a fixed
+        # version is not followed, so no shadow would start)
+        follow = {"BENTOML_HOME": str(home), fashion.FAMILY.env: f"{fashion.FAMILY.name}@production"}
+        with Server(env=follow, ready_timeout=240) as server:
             load = HttpLoad(server.url + "/classify_image", body, headers)
             for i in range(rounds):
                 for mode in ("off", "on"):
