@@ -24,6 +24,14 @@ LIMITS = {
 }
 
 
+_TEXT = b'{"text": "A warm film.", "tier": "small"}'
+# one good request as bytes on the wire, for pipelining
+GOOD = b"POST /classify_text HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(_TEXT),
+    _TEXT,
+)
+
+
 @pytest.fixture(scope="module")
 def limited(model_store):
     with Server(env=LIMITS, ready_timeout=240) as srv:
@@ -106,24 +114,14 @@ def test_kept_alive_and_pipelined_requests_are_answered(limited):
             assert client.post("/classify_text", json={"text": "A warm film.", "tier": "small"}).status_code == 200
             time.sleep(0.6)
     sock = _connect(limited)
-    body = b'{"text": "A warm film.", "tier": "small"}'
-    one = b"POST /classify_text HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-        len(body),
-        body,
-    )
-    sock.sendall(one * 3 + b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    sock.sendall(GOOD * 3 + b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     answer, _ = _read_until_closed(sock)
     assert answer.count(b"HTTP/1.1 200") == 4, answer[:500]
 
 
 def test_good_pipelined_requests_are_answered_before_a_bad_one_is_refused(limited):
     sock = _connect(limited)
-    body = b'{"text": "A warm film.", "tier": "small"}'
-    good = b"POST /classify_text HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-        len(body),
-        body,
-    )
-    sock.sendall(good * 2 + b"NOT HTTP AT ALL\r\n\r\n")
+    sock.sendall(GOOD * 2 + b"NOT HTTP AT ALL\r\n\r\n")
     answer, _ = _read_until_closed(sock)
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)  # each answer follows the last body's bytes
     assert statuses == [b"200", b"200", b"400"], answer[:800]
