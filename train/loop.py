@@ -1,5 +1,5 @@
-"""The training loop shared by every family: progress bar, held-out evaluation per
-epoch, and the learning curve written as a PNG."""
+"""The training loop shared by every family: progress bar, validation per epoch (the epoch
+whose weights are kept is chosen there), and the learning curve written as a PNG."""
 
 from __future__ import annotations
 
@@ -23,11 +23,19 @@ def fit(
     lr: float,
     weight_decay: float = 0.0,
     description: str = "training",
+    select: str | None = None,
+    param_groups: list[dict] | None = None,
 ) -> list[dict[str, float]]:
-    """Train with AdamW and a one-cycle schedule; returns one row of metrics per epoch."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch))
+    """Train with AdamW and a one-cycle schedule; returns one row of metrics per epoch. With
+    `select` (a key of `evaluate`'s rows, higher is better) the model ends with the weights of
+    the epoch that scored best there, and that row says `"selected": True`. `param_groups`:
+    AdamW's groups, each with its own peak `lr` (default: every parameter at `lr`)."""
+    groups = param_groups or [{"params": list(model.parameters()), "lr": lr}]
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+    peaks = [g["lr"] for g in groups]
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peaks, total_steps=max(1, epochs * steps_per_epoch))
     history: list[dict[str, float]] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -56,15 +64,28 @@ def fit(
             row = {"epoch": epoch + 1, "train_loss": total / max(count, 1), **evaluate()}
             history.append(row)
             progress.console.print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            if select and (best is None or row[select] > best[0]):
+                best = (row[select], epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    if best is not None:
+        model.load_state_dict(best[2])
+        history[best[1]]["selected"] = True
+        progress.console.print(f"kept epoch {best[1] + 1}: {select}={best[0]:.4f}")
     return history
 
 
-def shuffled(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> Batches:
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def shuffled(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int, augment: Augment | None = None) -> Batches:
+    """Seeded mini-batches, reshuffled every epoch; `augment(batch, generator)` transforms each
+    training batch (the validation and test rows never pass through it)."""
+
     def batches(epoch: int):
-        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed + epoch))
+        generator = torch.Generator().manual_seed(seed + epoch)
+        order = torch.randperm(len(y), generator=generator)
         for start in range(0, len(y), batch_size):
             idx = order[start : start + batch_size]
-            yield x[idx], y[idx]
+            yield (augment(x[idx], generator) if augment else x[idx]), y[idx]
 
     return batches
 
@@ -76,10 +97,13 @@ def plot_curve(history: list[dict[str, float]], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     epochs = [h["epoch"] for h in history]
-    keys = [k for k in history[0] if k != "epoch"]
+    keys = [k for k in history[0] if k not in ("epoch", "selected")]
+    chosen = [h["epoch"] for h in history if h.get("selected")]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
     for ax, key in zip(axes if len(keys) > 1 else [axes], keys):
         ax.plot(epochs, [h[key] for h in history], marker="o")
+        for epoch in chosen:
+            ax.axvline(epoch, color="grey", linestyle=":")
         ax.set_title(key)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

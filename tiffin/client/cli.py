@@ -41,7 +41,7 @@ def _models_parser(sub) -> None:
     models = sub.add_parser("models", help="versions and aliases in the local model store")
     act = models.add_subparsers(dest="action", required=True)
     act.add_parser("list", help="every model, its versions (newest first) and aliases")
-    act.add_parser("show", help="one version: metrics, aliases, recent moves").add_argument(
+    act.add_parser("show", help="one version: its model card, then aliases, traffic and recent moves").add_argument(
         "ref", help="NAME, NAME:VERSION or NAME@ALIAS"
     )
     promote = act.add_parser("promote", help="point an alias at a version, through the promotion gate")
@@ -148,7 +148,8 @@ def _models(args) -> int:
             text = "\n".join(_model_row(row) for row in out) or "the store is empty"
         elif args.action == "show":
             out = manage.show(args.ref)
-            text = json.dumps(out, indent=1)
+            rest = {k: v for k, v in out.items() if k != "card"}
+            text = (out["card"] or f"{out['tag']} has no model card") + "\n## Serving state\n\n" + json.dumps(rest, indent=1)
         elif args.action == "promote":
             out = manage.promote(args.name, args.version, args.alias, force=args.force, why=args.why)
             text = _move(out)

@@ -39,6 +39,20 @@ class Predictor:
         raise NotImplementedError
 
 
+def tempered(net: torch.nn.Module, config: dict[str, Any]) -> torch.nn.Module:
+    """`net` with its last Linear layer (the logits) divided by the temperature its training
+    fitted on validation data (config "temperature"; 1 when absent), so that a softmax over
+    its output gives calibrated probabilities at no cost per request."""
+    t = float(config.get("temperature", 1.0))
+    if t != 1.0:
+        last = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
+        with torch.no_grad():
+            last.weight.div_(t)
+            if last.bias is not None:
+                last.bias.div_(t)
+    return net
+
+
 @dataclass(frozen=True)
 class Family:
     name: str  # model-store name; also the OIP model name

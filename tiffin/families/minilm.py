@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from tiffin import store
-from tiffin.families.base import Family
+from tiffin.families.base import Family, tempered
 from tiffin.families.textcnn import SIGNATURE, SentimentPredictor
 from tiffin.wire import catalog
 
@@ -66,7 +66,7 @@ class MiniLMPredictor(SentimentPredictor):
         super().__init__(model_dir, config, device)
         self.encoder = SentenceEncoder(Path(model_dir) / config["encoder_dir"], device)
         head = EmbeddingHead(config["dim"], config["hidden"], len(config["labels"]))
-        self.head = store.load_weights(head, model_dir, device)
+        self.head = tempered(store.load_weights(head, model_dir, device), config)
 
     @torch.inference_mode()
     def __call__(self, texts: Sequence[str]) -> np.ndarray:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from tiffin import store
-from tiffin.families.base import Family, Predictor
+from tiffin.families.base import Family, Predictor, tempered
 from tiffin.families.signature import OIPError, Signature, TensorSpec, class_tensors, items
 from tiffin.wire import catalog
 from tiffin.wire.schemas import TextRequest
@@ -114,7 +114,7 @@ class TextCNNPredictor(SentimentPredictor):
         super().__init__(model_dir, config, device)
         self.vocab = Vocabulary.from_json(config["vocab"])
         net = TextCNN(len(self.vocab), config["dim"], config["filters"], config["widths"], len(config["labels"]))
-        self.model = store.load_weights(net, model_dir, device)
+        self.model = tempered(store.load_weights(net, model_dir, device), config)
 
     @torch.inference_mode()
     def __call__(self, texts: Sequence[str]) -> np.ndarray:

@@ -18,7 +18,7 @@ import torch
 
 from tiffin import config, store
 from tiffin.families import cuda_graphs
-from tiffin.families.base import Predictor
+from tiffin.families.base import Predictor, tempered
 from tiffin.wire import images
 
 
@@ -41,7 +41,7 @@ class ImagePredictor(Predictor):
         self.input_shape = tuple(config.get("input_shape", (images.SIDE, images.SIDE)))
         self.cuda = device.type == "cuda"
         self.dtype = torch.float16 if self.cuda else torch.float32
-        net = fold_batchnorm(store.load_weights(self.network(config), model_dir, device))
+        net = fold_batchnorm(tempered(store.load_weights(self.network(config), model_dir, device), config))
         self.model = net.to(dtype=self.dtype, memory_format=torch.channels_last)
         self.graphed: cuda_graphs.GraphedForward | None = None
 

@@ -9,6 +9,7 @@ both figures, unless forced.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tiffin.versions.book import DEFAULT_ALIAS, AliasError, Book, check_alias
@@ -120,7 +121,16 @@ def show(ref: str, book: Book | None = None) -> dict:
         "shadow": book.shadow(name, data),
         "canary": data.get("canary", {}).get(name),
         "history": book.history(name)[-10:],
+        "card": _card(model),
     }
+
+
+def _card(model: Any) -> str | None:
+    """The version's model card (written by its training run), when it has one."""
+    from tiffin import store
+
+    path = Path(model.path) / store.CARD
+    return path.read_text() if path.exists() else None
 
 
 def gate(name: str, candidate: Any, current: Any | None) -> str | None:
