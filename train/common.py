@@ -134,7 +134,6 @@ class Run:
         after_fit: Callable[[torch.Tensor], dict[str, Any]] | None = None,
         reference: Reference | None = None,
         param_groups: Callable[[torch.nn.Module], list[dict]] | None = None,
-        augment: loop.Augment | None = None,
         **save: Any,
     ) -> str:
         """Fit `model` on (x, y) with `params` (its hyper-parameters, lr, batch_size and
@@ -145,8 +144,7 @@ class Run:
         config and applied when serving. `seconds_before`: preparation time that counts as
         training (e.g. frozen embeddings); `after_fit(validation_output)`: more config entries
         worked out from the fitted model's (calibrated) validation answers; `reference`: the
-        held-out items the drift reference is made of; `param_groups`: AdamW groups; `augment`:
-        what each training batch goes through."""
+        held-out items the drift reference is made of; `param_groups`: AdamW groups."""
         args, batch = self.args, params["batch_size"]
         params = {
             **params,
@@ -162,7 +160,7 @@ class Run:
         start = time.perf_counter()
         history = loop.fit(
             model,
-            loop.shuffled(x, y, batch, args.seed, augment),
+            loop.shuffled(x, y, batch, args.seed),
             (len(y) + batch - 1) // batch,
             loss,
             validate,

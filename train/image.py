@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
 from tiffin.families import fashion
 from train import datasets
@@ -12,7 +11,6 @@ from train.common import Heldout, Reference, Run, parse
 
 ARCH = {"channels": 32, "hidden": 128, "dropout": 0.3}
 OPTIM = {"lr": 3e-3, "batch_size": 128, "weight_decay": 1e-4}
-SHIFT = 2  # augmentation: random shifts of up to 2 pixels and left-right flips
 USAGE = Usage(
     "Sorting 28x28 grey-scale product photos of garments into the ten Fashion-MNIST classes.",
     [
@@ -23,21 +21,8 @@ USAGE = Usage(
 )
 
 
-def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Shift each image by up to SHIFT pixels (zero fill) and flip half of them left-right."""
-    n, _, side, _ = batch.shape
-    padded = F.pad(batch, (SHIFT,) * 4, value=float(batch.min()))
-    dx, dy = (torch.randint(0, 2 * SHIFT + 1, (n,), generator=generator) for _ in range(2))
-    rows = (dy[:, None] + torch.arange(side))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(side))[:, None, None, :]
-    out = padded[torch.arange(n)[:, None, None, None], torch.zeros(1, 1, 1, 1, dtype=torch.long), rows, cols]
-    flip = torch.rand(n, generator=generator) < 0.5
-    out[flip] = out[flip].flip(-1)
-    return out
-
-
 def main() -> str:
-    run = Run(parse(__doc__, epochs=10), datasets.fashion_mnist())
+    run = Run(parse(__doc__, epochs=4), datasets.fashion_mnist())
     x, y = run.training_rows(6000)
     model = fashion.FashionCNN(ARCH["channels"], ARCH["hidden"], dropout=ARCH["dropout"])
     data = run.data
@@ -51,12 +36,11 @@ def main() -> str:
         fashion.normalise(x),
         torch.as_tensor(y),
         heldout,
-        params=ARCH | OPTIM | {"augment_shift": SHIFT, "augment_flip": True},
+        params=ARCH | OPTIM,
         config=config,
         title="Fashion-MNIST CNN",
         usage=USAGE,
         classes=fashion.CLASSES,
-        augment=augment,
         reference=Reference(data.x_test, x_test, fashion.CLASSES),
     )
 

@@ -73,19 +73,12 @@ def fit(
     return history
 
 
-Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-
-
-def shuffled(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int, augment: Augment | None = None) -> Batches:
-    """Seeded mini-batches, reshuffled every epoch; `augment(batch, generator)` transforms each
-    training batch (the validation and test rows never pass through it)."""
-
+def shuffled(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> Batches:
     def batches(epoch: int):
-        generator = torch.Generator().manual_seed(seed + epoch)
-        order = torch.randperm(len(y), generator=generator)
+        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed + epoch))
         for start in range(0, len(y), batch_size):
             idx = order[start : start + batch_size]
-            yield (augment(x[idx], generator) if augment else x[idx]), y[idx]
+            yield x[idx], y[idx]
 
     return batches
 
