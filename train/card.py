@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from train.calibration import BINS
+
 RESAMPLES = 1000  # bootstrap draws for each interval
 
 
@@ -24,7 +26,6 @@ class Usage:
 
 @dataclass
 class Card:
-    family: str
     title: str
     usage: Usage
     dataset: str
@@ -60,7 +61,7 @@ class Card:
             lines += ["## Calibration", ""]
             lines += [
                 f"Served probabilities are softmax(logits / T) with T = {self.temperature:.3f}, fitted on the validation rows.",
-                f"Expected calibration error on the test rows ({15} bins): {self.ece[0]:.4f} raw, {self.ece[1]:.4f} with T.",
+                f"Expected calibration error on the test rows ({BINS} bins): {self.ece[0]:.4f} raw, {self.ece[1]:.4f} with T.",
                 "",
             ]
         if self.domains:

@@ -133,7 +133,6 @@ class Run:
         seconds_before: float = 0.0,
         after_fit: Callable[[torch.Tensor], dict[str, Any]] | None = None,
         reference: Reference | None = None,
-        param_groups: Callable[[torch.nn.Module], list[dict]] | None = None,
         **save: Any,
     ) -> str:
         """Fit `model` on (x, y) with `params` (its hyper-parameters, lr, batch_size and
@@ -144,7 +143,7 @@ class Run:
         config and applied when serving. `seconds_before`: preparation time that counts as
         training (e.g. frozen embeddings); `after_fit(validation_output)`: more config entries
         worked out from the fitted model's (calibrated) validation answers; `reference`: the
-        held-out items the drift reference is made of; `param_groups`: AdamW groups."""
+        held-out items the drift reference is made of."""
         args, batch = self.args, params["batch_size"]
         params = {
             **params,
@@ -169,7 +168,6 @@ class Run:
             weight_decay=params["weight_decay"],
             description=family.name,
             select=family.metric.replace("test_", "val_", 1),
-            param_groups=param_groups(model) if param_groups else None,
         )
         seconds = seconds_before + time.perf_counter() - start
         model.eval()
@@ -190,7 +188,7 @@ class Run:
             metrics["test_ece"] = ece[1]
             files[CALIBRATION_PNG] = calibration.reliability_png(raw, tempered, heldout.y_test, work / CALIBRATION_PNG, title)
             files[CONFUSION_PNG] = calibration.confusion_png(tempered, heldout.y_test, classes, work / CONFUSION_PNG, title)
-            out_val = (out_val / temperature).softmax(1)
+            out_val = (out_val / temperature).softmax(1)  # what after_fit reads: the calibrated answers
             accuracy = CLASSIFICATION["accuracy"]
             for name, (x_d, y_d) in heldout.domains.items():
                 out_d = loop.predict_in_batches(model, x_d)
@@ -204,7 +202,6 @@ class Run:
             extra |= drift_reference(family, model, reference, temperature or 1.0)
         selected = next(row for row in history if row.get("selected"))
         card = Card(
-            family=family.name,
             title=title,
             usage=usage,
             dataset=self.data.name,

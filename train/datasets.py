@@ -46,10 +46,6 @@ class Split:
     name: str
     fingerprint: str
 
-    @property
-    def sizes(self) -> dict[str, int]:
-        return {"train": len(self.y_train), "validation": len(self.y_val), "test": len(self.y_test)}
-
 
 def _rows(x, idx: np.ndarray):
     if hasattr(x, "iloc"):

@@ -24,16 +24,12 @@ def fit(
     weight_decay: float = 0.0,
     description: str = "training",
     select: str | None = None,
-    param_groups: list[dict] | None = None,
 ) -> list[dict[str, float]]:
     """Train with AdamW and a one-cycle schedule; returns one row of metrics per epoch. With
     `select` (a key of `evaluate`'s rows, higher is better) the model ends with the weights of
-    the epoch that scored best there, and that row says `"selected": True`. `param_groups`:
-    AdamW's groups, each with its own peak `lr` (default: every parameter at `lr`)."""
-    groups = param_groups or [{"params": list(model.parameters()), "lr": lr}]
-    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
-    peaks = [g["lr"] for g in groups]
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peaks, total_steps=max(1, epochs * steps_per_epoch))
+    the epoch that scored best there, and that row says `"selected": True`."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch))
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     columns = (
