@@ -68,14 +68,14 @@ class Card:
             lines += [
                 "## Out of domain",
                 "",
-                "| data set | rows | accuracy | 95 % interval | change from test |",
-                "| --- | --- | --- | --- | --- |",
+                "| data set | sha256 | rows | accuracy | 95 % interval | change from test |",
+                "| --- | --- | --- | --- | --- | --- |",
             ]
             for d in self.domains:
                 lo, hi = d["interval"]
                 drop = d["accuracy"] - self.metrics.get("test_accuracy", float("nan"))
                 lines.append(
-                    f"| {d['name']} | {d['rows']:,} | {d['accuracy']:.4f} | {lo:.4f} to {hi:.4f} | {drop * 100:+.1f} points |"
+                    f"| {d['name']} | `{d['fingerprint'][:16]}…` | {d['rows']:,} | {d['accuracy']:.4f} | {lo:.4f} to {hi:.4f} | {drop * 100:+.1f} points |"
                 )
             lines.append("")
         lines += ["## Intended use", "", self.usage.intended, ""]

@@ -56,13 +56,14 @@ CLASSIFICATION: Scores = {
 @dataclass
 class Heldout:
     """A run's validation and test rows as the model takes them, with their targets; `domains`:
-    out-of-domain sets (name -> (x, y)) scored once, after training, for the model card."""
+    out-of-domain sets (name -> (x, y, the data's sha256)) scored once, after training, for the
+    model card."""
 
     x_val: torch.Tensor
     y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
-    domains: Mapping[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    domains: Mapping[str, tuple[torch.Tensor, torch.Tensor, str]] = field(default_factory=dict)
 
 
 def scored(scores: Scores, out: torch.Tensor, y: torch.Tensor, prefix: str) -> dict[str, float]:
@@ -133,6 +134,7 @@ class Run:
         seconds_before: float = 0.0,
         after_fit: Callable[[torch.Tensor], dict[str, Any]] | None = None,
         reference: Reference | None = None,
+        figures: Mapping[str, Path] | None = None,
         **save: Any,
     ) -> str:
         """Fit `model` on (x, y) with `params` (its hyper-parameters, lr, batch_size and
@@ -141,9 +143,10 @@ class Run:
         once, here), their intervals, its learning curve and its model card. A classifier
         (`classes` given) also gets a temperature fitted on the validation rows, stored in its
         config and applied when serving. `seconds_before`: preparation time that counts as
-        training (e.g. frozen embeddings); `after_fit(validation_output)`: more config entries
-        worked out from the fitted model's (calibrated) validation answers; `reference`: the
-        held-out items the drift reference is made of."""
+        training (e.g. tuning the encoder that made x); `after_fit(validation_output)`: more
+        config entries worked out from the fitted model's (calibrated) validation answers; `reference`: the
+        held-out items the drift reference is made of; `figures`: more PNGs for the card (name ->
+        file), e.g. an earlier training stage's curve."""
         args, batch = self.args, params["batch_size"]
         params = {
             **params,
@@ -177,7 +180,7 @@ class Run:
         intervals = {f"test_{n}": interval(fn, out_test, heldout.y_test) for n, fn in scores.items() if n != "loss"}
         extra: dict[str, Any] = {}
         work = Path(tempfile.mkdtemp(prefix=f"tiffin-{family.name}-"))
-        files = {store.CURVE: loop.plot_curve(history, work / store.CURVE, title)}
+        files = {store.CURVE: loop.plot_curve(history, work / store.CURVE, title), **(figures or {})}
         temperature = ece = None
         domains = []
         if classes:
@@ -190,10 +193,16 @@ class Run:
             files[CONFUSION_PNG] = calibration.confusion_png(tempered, heldout.y_test, classes, work / CONFUSION_PNG, title)
             out_val = (out_val / temperature).softmax(1)  # what after_fit reads: the calibrated answers
             accuracy = CLASSIFICATION["accuracy"]
-            for name, (x_d, y_d) in heldout.domains.items():
+            for name, (x_d, y_d, sha256) in heldout.domains.items():
                 out_d = loop.predict_in_batches(model, x_d)
                 domains.append(
-                    {"name": name, "rows": len(y_d), "accuracy": accuracy(out_d, y_d), "interval": interval(accuracy, out_d, y_d)}
+                    {
+                        "name": name,
+                        "fingerprint": sha256,
+                        "rows": len(y_d),
+                        "accuracy": accuracy(out_d, y_d),
+                        "interval": interval(accuracy, out_d, y_d),
+                    }
                 )
                 metrics[f"ood_{name}_accuracy"] = domains[-1]["accuracy"]
         if after_fit:

@@ -3,7 +3,7 @@ whose weights are kept is chosen there), and the learning curve written as a PNG
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -24,12 +24,19 @@ def fit(
     weight_decay: float = 0.0,
     description: str = "training",
     select: str | None = None,
+    lrs: Mapping[str, float] | None = None,
 ) -> list[dict[str, float]]:
     """Train with AdamW and a one-cycle schedule; returns one row of metrics per epoch. With
     `select` (a key of `evaluate`'s rows, higher is better) the model ends with the weights of
-    the epoch that scored best there, and that row says `"selected": True`."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch))
+    the epoch that scored best there, and that row says `"selected": True`. `lrs`: a parameter
+    name prefix -> its own peak learning rate (a new head beside pre-trained layers)."""
+    rates: dict[float, list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        rate = next((r for prefix, r in (lrs or {}).items() if name.startswith(prefix)), lr)
+        rates.setdefault(rate, []).append(param)
+    opt = torch.optim.AdamW([{"params": ps, "lr": r} for r, ps in rates.items()], lr=lr, weight_decay=weight_decay)
+    total = max(1, epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=list(rates), total_steps=total)
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     columns = (

@@ -61,13 +61,13 @@ def main() -> str:
     with torch.no_grad():
         model.embed.weight.copy_(minilm_word_vectors(vocab, ARCH["dim"]))
     x_test = vocab.encode(data.x_test)
-    texts, labels, _ = datasets.amazon_snippets()
+    texts, labels, amazon_sha256 = datasets.amazon_snippets()
     heldout = Heldout(
         vocab.encode(data.x_val),
         torch.as_tensor(data.y_val),
         x_test,
         torch.as_tensor(data.y_test),
-        domains={"amazon": (vocab.encode(texts), torch.as_tensor(labels))},
+        domains={"amazon": (vocab.encode(texts), torch.as_tensor(labels), amazon_sha256)},
     )
     config = {"vocab": vocab.to_json(), "labels": textcnn.LABELS, **{k: ARCH[k] for k in ("dim", "filters", "widths")}}
 

@@ -74,6 +74,27 @@ def test_a_classifier_is_calibrated_on_validation_rows_and_its_card_says_so(mode
     assert f"T = {t:.3f}" in shown and "## Serving state" in shown
 
 
+def test_the_large_tier_carries_its_tuned_encoder_and_its_card_names_the_other_domain(model_store):
+    """Fine-tuning changes the MiniLM layers above the frozen ones and nothing below; the
+    version's encoder/ holds those weights (what serving loads), beside the tuning curve."""
+    import torch
+    from safetensors.torch import load_file
+
+    from tiffin import families
+    from tiffin.families import minilm
+    from train import datasets
+
+    stored, _ = families.load(minilm.FAMILY, torch.device("cpu"))
+    tuned = load_file(str(stored.path / stored.config["encoder_dir"] / "model.safetensors"))
+    shipped = load_file(str(datasets.minilm_dir() / "model.safetensors"))
+    frozen = stored.metadata["params"]["finetune"]["frozen_layers"]
+    changed = {int(name.split(".")[2]) for name, t in tuned.items() if not torch.equal(t, shipped[name])}
+    assert changed == set(range(frozen, 6))
+    assert Image.open(stored.path / "finetune_curve.png").format == "PNG"
+    _, _, sha256 = datasets.amazon_snippets()
+    assert f"| amazon | `{sha256[:16]}…` | 300 | " in (stored.path / "model_card.md").read_text()
+
+
 def test_missing_only_trains_nothing_when_store_is_full(model_store):
     assert "nothing to train" in _run("train.all", "--quick", "--missing")
 

