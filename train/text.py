@@ -2,15 +2,19 @@
 
 Kim (2014)'s recipe (widths 3/4/5, 100 maps each, dropout 0.5), with the word embeddings
 initialised from the MiniLM wheel's wordpiece embeddings (the paper's pre-trained vectors,
-without a download) and then trained with the rest ("non-static")."""
+without a download) and then trained with the rest ("non-static"). It learns from the large
+tier's calibrated answers on the training snippets rather than from the bare labels
+(distillation; `train.all` trains that tier first): 0.775 held-out against 0.760."""
 
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 
-from tiffin.families import textcnn
+from tiffin import families
+from tiffin.families import minilm, textcnn
 from train import datasets
 from train.card import Usage
 from train.common import Heldout, Reference, Run, parse
@@ -27,6 +31,8 @@ USAGE = Usage(
         "(see Out of domain), as do long texts (only the first 64 words are read).",
         "Words never seen in training are one unknown token; sarcasm and negation across a clause are often missed.",
         "The labels are the critic's fresh/rotten verdict, not the sentence's own tone: some snippets disagree with it.",
+        "Learnt from the MiniLM tier's answers on the training snippets (`teacher` in its parameters), "
+        "so it shares that tier's mistakes as well as its skill.",
     ],
 )
 
@@ -52,10 +58,31 @@ def minilm_word_vectors(vocab: textcnn.Vocabulary, dim: int) -> torch.Tensor:
     return torch.cat([torch.zeros(2, dim), low])
 
 
+def teacher_targets(texts: list[str], labels) -> tuple[torch.Tensor, str | None]:
+    """What the TextCNN learns from: the served MiniLM version's calibrated probabilities for
+    the training texts (soft targets; 0.775 held-out against 0.760 from the labels, decision
+    014), or the labels themselves when the store has no MiniLM version."""
+    import bentoml
+    import numpy as np
+
+    try:
+        stored, teacher = families.load(minilm.FAMILY, torch.device("cpu"))
+    except bentoml.exceptions.NotFound:
+        return torch.as_tensor(labels), None
+    order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths batch with less padding
+    step = 4 * minilm.FAMILY.max_batch
+    probs = np.concatenate([teacher([texts[i] for i in order[s : s + step]]) for s in range(0, len(texts), step)])
+    return torch.as_tensor(probs[np.argsort(order)]), stored.tag
+
+
 def main() -> str:
     run = Run(parse(__doc__, epochs=3), datasets.rotten_tomatoes())
     x, y = run.training_rows(3000)
     data = run.data
+    # shuffled labels make a deliberately bad version: no teacher may repair them
+    start = time.perf_counter()
+    targets, teacher = (torch.as_tensor(y), None) if run.args.shuffle_labels else teacher_targets(list(x), y)
+    teaching = time.perf_counter() - start  # the teacher's answers count as training time
     vocab = textcnn.Vocabulary.build(x, **VOCAB)
     model = textcnn.TextCNN(len(vocab), **ARCH)
     with torch.no_grad():
@@ -82,14 +109,15 @@ def main() -> str:
         textcnn.FAMILY,
         model,
         vocab.encode(x),
-        torch.as_tensor(y),
+        targets,
         heldout,
-        params=ARCH | VOCAB | OPTIM | {"embeddings": "MiniLM wordpieces, PCA"},
+        params=ARCH | VOCAB | OPTIM | {"embeddings": "MiniLM wordpieces, PCA", "teacher": teacher},
         config=config,
         title="Rotten Tomatoes TextCNN",
         usage=USAGE,
         classes=textcnn.LABELS,
         after_fit=cascade,
+        seconds_before=teaching,
         reference=Reference(data.x_test, x_test, textcnn.LABELS, vocab),
     )
 

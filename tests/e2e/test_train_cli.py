@@ -95,6 +95,17 @@ def test_the_large_tier_carries_its_tuned_encoder_and_its_card_names_the_other_d
     assert f"| amazon | `{sha256[:16]}…` | 300 | " in (stored.path / "model_card.md").read_text()
 
 
+def test_the_small_tier_learns_from_the_served_large_tier(model_store):
+    import torch
+
+    from tiffin import families
+    from tiffin.families import minilm, textcnn
+
+    small, _ = families.load(textcnn.FAMILY, torch.device("cpu"))
+    large, _ = families.load(minilm.FAMILY, torch.device("cpu"))
+    assert small.metadata["params"]["teacher"] == large.tag
+
+
 def test_missing_only_trains_nothing_when_store_is_full(model_store):
     assert "nothing to train" in _run("train.all", "--quick", "--missing")
 
