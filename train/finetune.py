@@ -96,10 +96,7 @@ def length_batches(rows: Rows, y: torch.Tensor, batch_size: int, seed: int) -> l
 
 @torch.inference_mode()
 def predict(fn: Callable[[tuple[torch.Tensor, torch.Tensor]], torch.Tensor], rows: Rows, batch_size: int = 128) -> torch.Tensor:
-    """fn over all rows in batches of similar length; the answers in input order."""
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    out = torch.cat([fn(pad([rows[i] for i in order[s : s + batch_size]])) for s in range(0, len(order), batch_size)])
-    return out[torch.as_tensor(np.argsort(order))]
+    return loop.in_length_order(lambda batch: fn(pad(batch)), rows, batch_size)
 
 
 def fit(

@@ -3,9 +3,10 @@ whose weights are kept is chosen there), and the learning curve written as a PNG
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -114,3 +115,10 @@ def plot_curve(history: list[dict[str, float]], path: Path, title: str) -> Path:
 @torch.inference_mode()
 def predict_in_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     return torch.cat([fn(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def in_length_order(fn: Callable[[list], torch.Tensor], items: Sequence, batch_size: int) -> torch.Tensor:
+    """fn over items in batches of similar length (less padding), the answers in input order."""
+    order = sorted(range(len(items)), key=lambda i: len(items[i]))
+    out = torch.cat([fn([items[i] for i in order[s : s + batch_size]]) for s in range(0, len(order), batch_size)])
+    return out[torch.as_tensor(np.argsort(order))]
