@@ -22,7 +22,7 @@ USAGE = Usage(
 
 
 def main() -> str:
-    run = Run(parse(__doc__, epochs=4), datasets.fashion_mnist())
+    run = Run(parse(__doc__, epochs=8), datasets.fashion_mnist())
     x, y = run.training_rows(6000)
     model = fashion.FashionCNN(ARCH["channels"], ARCH["hidden"], dropout=ARCH["dropout"])
     data = run.data
