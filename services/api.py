@@ -25,6 +25,7 @@ from tiffin.runtime.backends import InProcess
 from tiffin.runtime.gc_pauses import FreezesStartupObjects
 from tiffin.runtime.hotpath import HotPath
 from tiffin.runtime.layout import gil_switch_seconds, image_max_batch, shared_process_threads, shared_workers
+from tiffin.runtime.model_check import ChecksModelsFirst
 from tiffin.versions.follow import FollowsAliases
 from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
@@ -32,7 +33,7 @@ HOT_PATH = HotPath()
 
 
 @bentoml.service(name="tiffin", workers=shared_workers(store.pick_device()), traffic={"timeout": 60})
-class Tiffin(ServesOIPOverGRPC, FollowsAliases, FreezesStartupObjects):
+class Tiffin(ChecksModelsFirst, ServesOIPOverGRPC, FollowsAliases, FreezesStartupObjects):
     image_model = bentoml.models.BentoModel(fashion.FAMILY.tag)
     text_small_model = bentoml.models.BentoModel(textcnn.FAMILY.tag)
     text_large_model = bentoml.models.BentoModel(minilm.FAMILY.tag)
