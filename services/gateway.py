@@ -18,6 +18,7 @@ from services.public import OIP_APP, ServesOIPOverGRPC, mount
 from services.text_runner import TextLargeRunner, TextSmallRunner
 from tiffin.api import frontdoor
 from tiffin.api.endpoints import Endpoints
+from tiffin.config import settings
 from tiffin.families import bikeshare, fashion, minilm, textcnn
 from tiffin.oip.models import Registry
 from tiffin.runtime import logs
@@ -27,7 +28,9 @@ from tiffin.runtime.layout import image_max_batch
 from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
 
-@bentoml.service(name="tiffin-gateway", workers=1, traffic={"timeout": 60})
+# runner_probe off: BentoML's /readyz would ask each runner itself, waiting up to 5 s on one
+# that is gone; __is_ready__ answers from what the workers' runner probes last saw.
+@bentoml.service(name="tiffin-gateway", workers=1, traffic={"timeout": 60}, runner_probe={"enabled": False})
 class Gateway(ServesOIPOverGRPC, FreezesStartupObjects):
     image_runner = bentoml.depends(ImageRunner)
     text_small = bentoml.depends(TextSmallRunner)
@@ -47,6 +50,22 @@ class Gateway(ServesOIPOverGRPC, FreezesStartupObjects):
         frontdoor.attach(self.endpoints)
         self.oip = Registry(self.endpoints.backends)
         OIP_APP.state.registry = self.oip
+
+    @bentoml.on_startup
+    async def watch_runners(self) -> None:
+        for backend in self.endpoints.backends:
+            backend.health.start(settings().runner_probe_s)
+
+    @bentoml.on_shutdown
+    async def stop_watching(self) -> None:
+        for backend in self.endpoints.backends:
+            backend.health.stop()
+
+    async def __is_ready__(self) -> bool:
+        for backend in self.endpoints.backends:
+            if not backend.health.polling:
+                await backend.health.check()
+        return all(backend.health.up for backend in self.endpoints.backends)
 
     @bentoml.api(route="/classify_image")
     async def classify_image(

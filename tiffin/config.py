@@ -109,6 +109,8 @@ class Settings:
     model_alias: str = _env("TIFFIN_MODEL_ALIAS", _text, "production")
     aliases_file: str | None = _env("TIFFIN_ALIASES_FILE", _text, None)
     alias_poll_s: float = _env("TIFFIN_ALIAS_POLL_S", _number(float, 0.0), 1.0)
+    # the gateway (tiffin/runtime/remote.py): how often each worker asks every runner's /readyz (0: never)
+    runner_probe_s: float = _env("TIFFIN_RUNNER_PROBE_S", _number(float, 0.0), 1.0)
     # the typed API
     # None: the small model's own (chosen at training for a target escalation rate), else catalog's
     cascade_threshold: float | None = _env("TIFFIN_CASCADE_THRESHOLD", _number(float, 0.0, 1.0), None)

@@ -55,3 +55,35 @@ def test_oip_over_the_runners(server, gateway):
     assert outputs[0]["label"] == outputs[1]["label"]
     assert outputs[0]["probabilities"] == pytest.approx(outputs[1]["probabilities"], abs=1e-5)
     assert answers[1].json()["model_version"] == answers[0].json()["model_version"]
+
+
+def test_a_runner_that_dies_turns_only_its_routes_away_until_it_is_back(gateway):
+    """Last in this module: it kills the MiniLM runner's worker (BentoML starts another). Every
+    probe answers within 2 s, the MiniLM routes answer 503 with Retry-After naming the runner
+    (never 500, never a hang), the other models keep answering, and all is back once it is."""
+    import time
+
+    import psutil
+
+    victims = [
+        p for p in psutil.Process(gateway.proc.pid).children(recursive=True) if "tiffin-text-large" in " ".join(p.cmdline())
+    ]
+    assert victims
+    for p in victims:
+        p.kill()
+    large, image = CALLS[2], CALLS[0]
+    ready_codes, large_codes = [], []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready_codes.append(httpx.get(gateway.url + "/readyz", timeout=2).status_code)  # a hang fails here
+        r = httpx.post(gateway.url + large[0], timeout=10, **large[1])
+        large_codes.append(r.status_code)
+        if r.status_code == 503:
+            assert r.headers["retry-after"] == "1" and "review-minilm runner is not ready" in r.json()["error"]
+        assert httpx.post(gateway.url + image[0], timeout=10, **image[1]).status_code == 200
+        if 503 in large_codes and large_codes[-1] == 200 and ready_codes[-1] == 200:
+            break
+        time.sleep(0.2)
+    assert set(large_codes) <= {200, 503}, large_codes
+    assert 503 in ready_codes and 503 in large_codes, (ready_codes, large_codes)
+    assert large_codes[-1] == 200 and ready_codes[-1] == 200, "not back within 120 s"

@@ -250,7 +250,10 @@ class Remote(Backend):
     chunks: its own batcher combines them with other callers'."""
 
     def __init__(self, family: Family, handle: Any, max_batch: int):
+        from tiffin.runtime.remote import RunnerHealth
+
         self.family, self.handle, self.max_batch = family, handle, max_batch
+        self.health = RunnerHealth(family.name, handle)  # polled once the service starts
         self.tag = family.tag  # until the first answer names the exact version
         self.classes = []
         self._method = family.signature.method if family.signature is not None else "classify"
@@ -264,7 +267,8 @@ class Remote(Backend):
         if self.family.kind == "image":
             chunks = [np.stack(c) for c in chunks]
         try:
-            answers = [a for part in await asyncio.gather(*(ask(call, c) for c in chunks)) for a in part]
+            parts = await self.health.call(lambda: asyncio.gather(*(ask(call, c) for c in chunks)))
+            answers = [a for part in parts for a in part]
         except RunnerBusy as exc:
             raise Overloaded(str(exc), exc.retry_after) from None
         if answers:
@@ -291,5 +295,6 @@ class Remote(Backend):
         return _stored_threshold(self.tag)
 
     async def ready(self) -> bool:
-        is_ready = getattr(self.handle, "is_ready", None)
-        return True if is_ready is None else bool(await is_ready(5))
+        if not self.health.polling or self.health.up is None:  # nothing known yet: ask now
+            await self.health.check()
+        return bool(self.health.up)
