@@ -90,6 +90,10 @@ def test_logs_are_structured_json(container):
     entries = [json.loads(line) for line in lines]
     assert any("/docs.json" in e["message"] and e["logger"].startswith("bentoml.access") for e in entries), lines[-5:]
     assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+    # every record from a worker names its service (BentoML's own component read "[:1]")
+    workers = [e for e in entries if e["component"].startswith(("service:", "entry_service:"))]
+    assert workers and all(e["service"] == "tiffin" for e in workers), [e for e in entries if e["service"] != "tiffin"][:3]
+    assert all(e["component"] != ":1" for e in entries)
 
 
 def test_grpc_answers_in_the_container(container):
@@ -137,16 +141,23 @@ def test_sigterm_stops_it_cleanly(image):
                 ).status_code
             except httpx.HTTPError as exc:
                 in_flight["status"] = repr(exc)
+            in_flight["at"] = time.perf_counter()
 
         thread = threading.Thread(target=call)
         thread.start()
         time.sleep(0.15)
         start = time.perf_counter()
         podman("stop", "-t", "30", name)  # SIGTERM, then SIGKILL after 30 s
-        stopped_in = time.perf_counter() - start
+        stopped = time.perf_counter()
         thread.join(60)
         assert in_flight["status"] == 200, in_flight
         assert podman("inspect", name, "--format", "{{.State.ExitCode}}").stdout.strip() == "0"
-        assert stopped_in < 25, f"took {stopped_in:.1f} s: SIGTERM was not honoured"
+        after_answer = stopped - in_flight["at"]
+        MEASUREMENTS.append(
+            f"container SIGTERM with a request in flight: stopped {stopped - start:.1f} s after it, "
+            f"{after_answer:.1f} s after the last answer"
+        )
+        # the goal is 2 s after the last answer; `podman stop` itself adds its own round trips
+        assert after_answer < 4, f"took {after_answer:.1f} s after the last answer to stop"
     finally:
         podman("rm", "-f", name, check=False)

@@ -11,15 +11,31 @@ import time
 from tiffin import config
 
 
+def _service() -> tuple[str, str]:
+    """(service name, component such as "service:tiffin-image:1") of this worker, read when a
+    record is written: BentoML's own `component` is cached by the first record, which in a
+    container can come before the worker knows its service (it read "[:1]")."""
+    try:
+        from bentoml._internal.context import server_context
+    except ImportError:
+        return "", ""
+    name = server_context.service_name or ""
+    parts = [server_context.service_type or "", name, str(server_context.worker_index or "")]
+    return name, ":".join(p for p in parts if p)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        service, component = _service()
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
+            "service": service,
+            "component": component,
             "message": record.getMessage(),
         }
-        for key in ("trace_id", "span_id", "component"):
+        for key in ("trace_id", "span_id"):
             value = getattr(record, key, None)
             if value not in (None, "", 0):
                 entry[key] = str(value)
