@@ -26,6 +26,7 @@ from tiffin.runtime.gc_pauses import FreezesStartupObjects
 from tiffin.runtime.hotpath import HotPath
 from tiffin.runtime.layout import gil_switch_seconds, image_max_batch, shared_process_threads, shared_workers
 from tiffin.runtime.model_check import ChecksModelsFirst
+from tiffin.runtime.respawn import RespawnsWorkers
 from tiffin.versions.follow import FollowsAliases
 from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
@@ -33,7 +34,7 @@ HOT_PATH = HotPath()
 
 
 @bentoml.service(name="tiffin", workers=shared_workers(store.pick_device()), traffic={"timeout": 60})
-class Tiffin(ChecksModelsFirst, ServesOIPOverGRPC, FollowsAliases, FreezesStartupObjects):
+class Tiffin(ChecksModelsFirst, RespawnsWorkers, ServesOIPOverGRPC, FollowsAliases, FreezesStartupObjects):
     image_model = bentoml.models.BentoModel(fashion.FAMILY.tag)
     text_small_model = bentoml.models.BentoModel(textcnn.FAMILY.tag)
     text_large_model = bentoml.models.BentoModel(minilm.FAMILY.tag)

@@ -25,13 +25,14 @@ from tiffin.runtime import logs
 from tiffin.runtime.backends import Remote
 from tiffin.runtime.gc_pauses import FreezesStartupObjects
 from tiffin.runtime.layout import image_max_batch
+from tiffin.runtime.respawn import RespawnsWorkers
 from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
 
 # runner_probe off: BentoML's /readyz would ask each runner itself, waiting up to 5 s on one
 # that is gone; __is_ready__ answers from what the workers' runner probes last saw.
 @bentoml.service(name="tiffin-gateway", workers=1, traffic={"timeout": 60}, runner_probe={"enabled": False})
-class Gateway(ServesOIPOverGRPC, FreezesStartupObjects):
+class Gateway(RespawnsWorkers, ServesOIPOverGRPC, FreezesStartupObjects):
     image_runner = bentoml.depends(ImageRunner)
     text_small = bentoml.depends(TextSmallRunner)
     text_large = bentoml.depends(TextLargeRunner)

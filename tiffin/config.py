@@ -156,6 +156,8 @@ class Settings:
     hot_model_threads: int | None = _env("TIFFIN_HOT_MODEL_THREADS", _number(int, 1), None)
     torch_threads: int | None = _env("TIFFIN_TORCH_THREADS", _number(int, 1), None)
     gil_switch_ms: float = _env("TIFFIN_GIL_SWITCH_MS", _number(float, 0.001), 0.1)
+    # off: inside containers BentoML leaves a dead worker dead (tiffin/runtime/respawn.py)
+    respawn: bool = _env("TIFFIN_RESPAWN", on_off, True)
     # process tuning
     malloc_tuning: bool = _env("TIFFIN_MALLOC_TUNING", on_off, True)
     gc_freeze: bool = _env("TIFFIN_GC_FREEZE", on_off, True)

@@ -113,6 +113,52 @@ def test_runs_as_non_root(container):
     assert podman("exec", container["name"], "id", "-u").stdout.strip() != "0"
 
 
+PROCESSES = ["sh", "-c", 'for p in /proc/[0-9]*; do echo "${p#/proc/}" $(tr "\\0" " " < "$p/cmdline"); done']
+
+
+def _workers(name: str) -> dict[str, str]:
+    """worker id -> pid of the container's BentoML workers (the image has no ps)."""
+    rows = (line.split(" ", 1) for line in podman("exec", name, *PROCESSES).stdout.splitlines() if "--worker-id" in line)
+    return {cmd.split("--worker-id ")[1].split()[0]: pid for pid, cmd in rows}
+
+
+def test_a_worker_killed_in_the_container_is_restarted_and_nothing_fails(container):
+    """SIGKILL one of the container's workers under load: the other keeps answering, BentoML
+    starts a new one, the probes answer throughout; only the calls in flight on the killed
+    worker may lose their connection (never a 500)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = _workers(container["name"])
+    assert len(before) >= 2, before
+    png = (ROOT / "services/examples/ankle-boot.png").read_bytes()
+    codes: list = []
+    stop = time.monotonic() + 20
+
+    def client() -> None:
+        with httpx.Client(timeout=10) as c:
+            while time.monotonic() < stop:
+                try:
+                    codes.append(c.post(container["url"] + "/classify_image", files={"image": png}).status_code)
+                except httpx.TransportError as exc:
+                    codes.append(type(exc).__name__)
+                    c = httpx.Client(timeout=10)
+
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(4):
+            pool.submit(client)
+        time.sleep(2)
+        podman("exec", container["name"], "sh", "-c", f"kill -9 {before['1']}")
+        while time.monotonic() < stop:
+            assert httpx.get(container["url"] + "/readyz", timeout=2).status_code == 200
+            time.sleep(0.5)
+    after = _workers(container["name"])
+    assert after.get("1") and after["1"] != before["1"], (before, after)
+    failed = [c for c in codes if c != 200]
+    MEASUREMENTS.append(f"container worker SIGKILL under 4 clients: {len(codes)} calls, not 200: {failed}")
+    assert all(not isinstance(c, int) for c in failed), failed  # no 5xx, only lost connections
+    assert len(failed) <= 4, failed  # at most the calls in flight on the killed worker
+
+
 def test_sigterm_stops_it_cleanly(image):
     name = f"tiffin-stop-{free_port()}"
     port = free_port()

@@ -12,10 +12,11 @@ from tiffin.runtime.backends import InProcess
 from tiffin.runtime.batcher import Overloaded
 from tiffin.runtime.gc_pauses import FreezesStartupObjects
 from tiffin.runtime.model_check import ChecksModelsFirst
+from tiffin.runtime.respawn import RespawnsWorkers
 from tiffin.versions.follow import FollowsAliases
 
 
-class ModelRunner(ChecksModelsFirst, FollowsAliases, FreezesStartupObjects):
+class ModelRunner(ChecksModelsFirst, RespawnsWorkers, FollowsAliases, FreezesStartupObjects):
     """Mixin for `@bentoml.service` classes that set `family` (the tiffin.families entry they
     serve) and `model_ref` (its BentoModel, by `family.tag`); each worker follows the model's
     alias (tiffin/versions/follow.py)."""
