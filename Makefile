@@ -124,8 +124,10 @@ deploy: install
 
 # Kubernetes manifests (Knative Service; Deployment + Service + HPA) for IMAGE.
 IMAGE ?= tiffin:latest
+# SPLIT_IMAGE (a pushed `make containerize-gateway` image): also one manifest set per service.
+SPLIT_IMAGE ?=
 k8s: install
-	$(PY) -m tiffin.deploy.k8s $(IMAGE) build/k8s
+	$(PY) -m tiffin.deploy.k8s $(IMAGE) build/k8s $(SPLIT_IMAGE)
 
 bench: install
 	$(PY) -m bench.run

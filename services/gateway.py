@@ -63,10 +63,11 @@ class Gateway(RespawnsWorkers, ServesOIPOverGRPC, FreezesStartupObjects):
             backend.health.stop()
 
     async def __is_ready__(self) -> bool:
-        for backend in self.endpoints.backends:
-            if not backend.health.polling:
-                await backend.health.check()
-        return all(backend.health.up for backend in self.endpoints.backends)
+        """Ready when every runner was last seen ready. With TIFFIN_RUNNER_PROBE_S=0 (runners
+        that scale to zero, e.g. Knative) nothing asks them, so that probes never wake them or
+        keep them awake, and the gateway is ready on its own: a call to a runner at zero waits
+        in the platform's activator while it starts."""
+        return all(backend.health.up for backend in self.endpoints.backends if backend.health.polling)
 
     @bentoml.api(route="/classify_image")
     async def classify_image(

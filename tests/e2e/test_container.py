@@ -4,15 +4,13 @@ stopped. Prints image size, build time and start->ready time."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 
 import httpx
 import pytest
 
 from tests.conftest import MEASUREMENTS, ROOT
+from tests.e2e.containers import make_image, podman
 from tiffin.deploy.serve import free_port, free_ports
 from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
 
@@ -20,26 +18,9 @@ IMAGE = "localhost/tiffin-cpu:test"
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CONTAINERS_CONF": str(ROOT / "build/containers.conf")}
-    return subprocess.run(["podman", *args], env=env, capture_output=True, text=True, check=check)
-
-
 @pytest.fixture(scope="module")
 def image(model_store) -> str:
-    if shutil.which("podman") is None and os.environ.get("CI") != "true" and os.geteuid() != 0:
-        pytest.skip("no podman and not root to install it: `make containerize` needs both")
-    start = time.perf_counter()
-    subprocess.run(
-        ["make", "-s", "containerize", f"CONTAINER_IMAGE={IMAGE}"],
-        cwd=ROOT,
-        check=True,
-        env={**os.environ, "BENTOML_HOME": str(model_store)},
-    )
-    build_s = time.perf_counter() - start
-    size = int(podman("image", "inspect", IMAGE, "--format", "{{.Size}}").stdout.strip())
-    MEASUREMENTS.append(f"container {IMAGE}: built in {build_s:.0f} s (make containerize), image {size / 1e9:.2f} GB")
-    return IMAGE
+    return make_image("containerize", "CONTAINER_IMAGE", IMAGE, model_store)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +44,7 @@ def container(image):
         MEASUREMENTS.append(f"container start -> /readyz 200: {time.perf_counter() - start:.1f} s")
         yield {"name": name, "url": url, "grpc": f"127.0.0.1:{grpc}", "fast": url + "/fast"}
     finally:
-        podman("rm", "-f", name, check=False)
+        podman("rm", "-f", "-t", "2", name, check=False)
 
 
 def test_all_three_endpoints_answer(container):
@@ -206,4 +187,4 @@ def test_sigterm_stops_it_cleanly(image):
         # the goal is 2 s after the last answer; `podman stop` itself adds its own round trips
         assert after_answer < 4, f"took {after_answer:.1f} s after the last answer to stop"
     finally:
-        podman("rm", "-f", name, check=False)
+        podman("rm", "-f", "-t", "2", name, check=False)

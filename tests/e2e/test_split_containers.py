@@ -7,14 +7,13 @@ the gateway left running. Prints the image size and start -> ready."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import httpx
 import pytest
 
 from tests.conftest import MEASUREMENTS, ROOT
-from tests.e2e.test_container import podman
+from tests.e2e.containers import make_image, podman
 from tiffin.deploy.serve import free_ports
 from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
 
@@ -26,21 +25,7 @@ PNG = (ROOT / "services/examples/ankle-boot.png").read_bytes()
 
 @pytest.fixture(scope="module")
 def image(model_store) -> str:
-    import shutil
-    import subprocess
-
-    if shutil.which("podman") is None and os.environ.get("CI") != "true" and os.geteuid() != 0:
-        pytest.skip("no podman and not root to install it: `make containerize-gateway` needs both")
-    start = time.perf_counter()
-    subprocess.run(
-        ["make", "-s", "containerize-gateway", f"GATEWAY_IMAGE={IMAGE}"],
-        cwd=ROOT,
-        check=True,
-        env={**os.environ, "BENTOML_HOME": str(model_store)},
-    )
-    size = int(podman("image", "inspect", IMAGE, "--format", "{{.Size}}").stdout.strip())
-    MEASUREMENTS.append(f"container {IMAGE}: built in {time.perf_counter() - start:.0f} s, image {size / 1e9:.2f} GB")
-    return IMAGE
+    return make_image("containerize-gateway", "GATEWAY_IMAGE", IMAGE, model_store)
 
 
 def _ready(url: str, seconds: float) -> float:
@@ -84,8 +69,7 @@ def split(image):
         )
         yield {"url": url, "names": names}
     finally:
-        for name in names.values():
-            podman("rm", "-f", name, check=False)
+        podman("rm", "-f", "-t", "2", *names.values(), check=False)
         podman("network", "rm", net, check=False)
 
 

@@ -81,15 +81,9 @@ def test_deployment_service_and_hpa_are_valid_kubernetes(manifests):
     assert kinds == ["ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler"]
 
 
-def test_knative_service_scales_to_zero_and_its_pod_spec_is_valid(manifests):
-    [aliases, ksvc] = manifests["knative-service.yaml"]
-    assert aliases == manifests["deployment.yaml"][0]
-    assert ksvc["apiVersion"] == "serving.knative.dev/v1" and ksvc["kind"] == "Service"
-    notes = ksvc["spec"]["template"]["metadata"]["annotations"]
-    assert notes["autoscaling.knative.dev/min-scale"] == "0"
-    assert int(notes["autoscaling.knative.dev/target"]) > 0
-    # Knative's revision template is a pod template (plus Knative-only fields): check the
-    # pod part with Kubernetes' own schema.
+def _valid_knative_pod(ksvc: dict) -> dict:
+    """Knative's revision template is a pod template (plus Knative-only fields): check the pod
+    part with Kubernetes' own schema, and return it."""
     spec = {k: v for k, v in ksvc["spec"]["template"]["spec"].items() if k not in ("containerConcurrency", "timeoutSeconds")}
     pod_template = {
         "apiVersion": "v1",
@@ -98,6 +92,17 @@ def test_knative_service_scales_to_zero_and_its_pod_spec_is_valid(manifests):
         "template": {"metadata": {"labels": {"app": "tiffin"}}, "spec": spec},
     }
     kubernetes_validate.validate(pod_template, K8S_VERSION, strict=True)
+    return spec
+
+
+def test_knative_service_scales_to_zero_and_its_pod_spec_is_valid(manifests):
+    [aliases, ksvc] = manifests["knative-service.yaml"]
+    assert aliases == manifests["deployment.yaml"][0]
+    assert ksvc["apiVersion"] == "serving.knative.dev/v1" and ksvc["kind"] == "Service"
+    notes = ksvc["spec"]["template"]["metadata"]["annotations"]
+    assert notes["autoscaling.knative.dev/min-scale"] == "0"
+    assert int(notes["autoscaling.knative.dev/target"]) > 0
+    spec = _valid_knative_pod(ksvc)
     [container] = spec["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["securityContext"]["runAsNonRoot"] is True
@@ -134,3 +139,49 @@ def test_every_replica_reads_the_alias_book_from_the_config_map(manifests, file)
     book = json.loads(text)
     assert book["aliases"]["fashion-cnn"]["production"]["version"] == "abc" and book["revision"] == 3
     assert book["history"] == [{"n": i} for i in range(30, 80)]  # the last moves: a ConfigMap holds 1 MiB
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory) -> dict[str, list[dict]]:
+    out = tmp_path_factory.mktemp("k8s-split")
+    paths = k8s.write("registry.example/tiffin:1", out, {}, gateway_image="registry.example/tiffin-gateway:1")
+    return {p.name: list(yaml.safe_load_all(p.read_text())) for p in paths}
+
+
+def _env(workload: dict) -> dict[str, str]:
+    [container] = workload["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def test_each_service_has_its_own_deployment_and_the_gateway_finds_the_runners_by_service_name(split):
+    docs = split["split-deployment.yaml"][1:]
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert set(deployments) == set(services) == set(k8s.SERVICES)
+    for name, workload in deployments.items():
+        assert _env(workload)["BENTOML_SERVE_SERVICE_NAME"] == name
+        [container] = workload["spec"]["template"]["spec"]["containers"]
+        assert container["args"][0] == "start-http-server"
+    # every runner the gateway names is a Service of the set, on the port its Service serves
+    depends = dict(pair.split("=", 1) for pair in _env(deployments["tiffin-gateway"])["BENTOML_SERVE_DEPENDS"].split())
+    assert set(depends) == set(k8s.SERVICES) - {"tiffin-gateway"}
+    for runner, url in depends.items():
+        assert url == f"http://{runner}" and services[runner]["spec"]["ports"][0]["port"] == 80
+    # runners serve no gRPC; the gateway does (the OIP)
+    assert [p["name"] for p in services["tiffin-image"]["spec"]["ports"]] == ["http"]
+    assert "grpc" in [p["name"] for p in services["tiffin-gateway"]["spec"]["ports"]]
+
+
+def test_each_runner_scales_to_zero_on_its_own_and_the_gateway_leaves_them_be(split):
+    ksvcs = {d["metadata"]["name"]: d for d in split["split-knative.yaml"][1:]}
+    assert set(ksvcs) == set(k8s.SERVICES)
+    for name, ksvc in ksvcs.items():
+        _valid_knative_pod(ksvc)
+        notes = ksvc["spec"]["template"]["metadata"]["annotations"]
+        assert notes["autoscaling.knative.dev/min-scale"] == "0"
+        assert int(notes["autoscaling.knative.dev/target"]) == k8s.SERVICES[name][2]
+    # a gateway that probed its runners every second would keep them from ever scaling to zero
+    assert _env(ksvcs["tiffin-gateway"])["TIFFIN_RUNNER_PROBE_S"] == "0"
+    assert "TIFFIN_RUNNER_PROBE_S" not in _env(ksvcs["tiffin-image"])

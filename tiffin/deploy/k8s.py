@@ -1,6 +1,9 @@
 """Kubernetes manifests for a tiffin container image, for those who host their own:
 a Knative Service (scale to zero, concurrency target) and a plain Deployment + Service +
-HorizontalPodAutoscaler. `python -m tiffin.deploy.k8s IMAGE [OUT_DIR]` writes them as YAML.
+HorizontalPodAutoscaler. `python -m tiffin.deploy.k8s IMAGE [OUT_DIR] [GATEWAY_IMAGE]` writes them
+as YAML; with GATEWAY_IMAGE (`make containerize-gateway`), also the same two kinds once per
+service of the gateway bento (`split-*.yaml`), each runner scaled on its own and the gateway
+reaching them by their Service names through BentoML's BENTOML_SERVE_DEPENDS.
 
 Both mount the alias book (tiffin/versions/book.py) from a ConfigMap, `tiffin-aliases`, at
 TIFFIN_ALIASES_FILE: every replica's workers poll it each second, and the kubelet replaces a
@@ -36,8 +39,27 @@ def _cores(cpu: str) -> int:
     return max(1, int(cores))
 
 
-def _container(image: str, cpu: str, memory: str) -> dict[str, Any]:
-    return {
+# The gateway bento's services (services/gateway.py): cpu and memory requests, and the
+# concurrency per replica where each route's throughput stops growing in `make bench` on 2
+# cores (image 3,428 req/s at 64 clients, 3,511 at 256; TextCNN 7,063 / 8,251; MiniLM 253 at
+# 64, its own raw limit 310 items/s, so 16 already fill it; demand 6,959 at 16, 6,049 at 256).
+SERVICES: dict[str, tuple[str, str, int]] = {
+    "tiffin-image": ("2", "2Gi", 64),
+    "tiffin-text-small": ("1", "1Gi", 64),
+    "tiffin-text-large": ("2", "2Gi", 16),
+    "tiffin-demand": ("1", "1Gi", 16),
+    "tiffin-gateway": ("1", "1Gi", 64),
+}
+GATEWAY = "tiffin-gateway"
+
+
+def _container(
+    image: str, cpu: str, memory: str, service: str | None = None, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`service`: the one service of the gateway bento this container runs (BentoML's
+    `start-http-server`, the image's entrypoint, reads BENTOML_SERVE_SERVICE_NAME)."""
+    extra = {"BENTOML_SERVE_SERVICE_NAME": service} if service else {}
+    container = {
         "name": "tiffin",
         "image": image,
         "ports": [{"name": "http1", "containerPort": HTTP_PORT}],
@@ -45,6 +67,7 @@ def _container(image: str, cpu: str, memory: str) -> dict[str, Any]:
             {"name": "TIFFIN_GRPC_PORT", "value": str(GRPC_PORT)},
             {"name": "TIFFIN_CPU_CORES", "value": str(_cores(cpu))},
             {"name": "TIFFIN_ALIASES_FILE", "value": ALIASES_FILE},
+            *({"name": k, "value": v} for k, v in {**extra, **(env or {})}.items()),
         ],
         "volumeMounts": [{"name": ALIASES, "mountPath": ALIASES_DIR, "readOnly": True}],
         "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}},
@@ -53,6 +76,9 @@ def _container(image: str, cpu: str, memory: str) -> dict[str, Any]:
         # the bento image already runs as its own user (uid 1034, "bentoml")
         "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
     }
+    if service:
+        container["args"] = ["start-http-server", "--port", str(HTTP_PORT)]
+    return container
 
 
 def _aliases_volume() -> dict[str, Any]:
@@ -80,8 +106,10 @@ def knative(
     concurrency: int = 64,
     cpu: str = "2",
     memory: str = "4Gi",
+    service: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    container = _container(image, cpu, memory)
+    container = _container(image, cpu, memory, service, env)
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
@@ -117,12 +145,16 @@ def deployment(
     cpu: str = "2",
     memory: str = "4Gi",
     cpu_target: int = 70,
+    service: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     def labels() -> dict[str, str]:  # a fresh dict each time: YAML would otherwise write anchors
         return {"app.kubernetes.io/name": name}
 
-    container = _container(image, cpu, memory)
-    container["ports"] += [{"name": "grpc", "containerPort": GRPC_PORT}]
+    container = _container(image, cpu, memory, service, env)
+    serves_grpc = service in (None, GATEWAY)  # the public API services; runners have HTTP only
+    if serves_grpc:
+        container["ports"] += [{"name": "grpc", "containerPort": GRPC_PORT}]
     return [
         {
             "apiVersion": "apps/v1",
@@ -145,7 +177,7 @@ def deployment(
                 "selector": labels(),
                 "ports": [
                     {"name": "http", "port": 80, "targetPort": HTTP_PORT},
-                    {"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT},
+                    *([{"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT}] if serves_grpc else []),
                 ],
             },
         },
@@ -168,11 +200,41 @@ def deployment(
     ]
 
 
-def write(image: str, out: Path, book: dict[str, Any] | None = None) -> list[Path]:
+def _depends() -> str:
+    """The runners by their Service names (same namespace; Knative and plain Services both
+    answer on port 80), as BentoML's BENTOML_SERVE_DEPENDS takes them."""
+    return " ".join(f"{name}=http://{name}" for name in SERVICES if name != GATEWAY)
+
+
+def split_knative(image: str) -> list[dict[str, Any]]:
+    """One Knative Service per service, each scaling to zero on its own. The gateway does not
+    watch its runners (TIFFIN_RUNNER_PROBE_S=0): probes would keep them from ever scaling to
+    zero, and a call to a runner at zero waits in Knative's activator while it starts."""
+    docs = []
+    for name, (cpu, memory, concurrency) in SERVICES.items():
+        env = {"BENTOML_SERVE_DEPENDS": _depends(), "TIFFIN_RUNNER_PROBE_S": "0"} if name == GATEWAY else {}
+        docs.append(knative(image, name, concurrency=concurrency, cpu=cpu, memory=memory, service=name, env=env))
+    return docs
+
+
+def split_deployments(image: str) -> list[dict[str, Any]]:
+    """Deployment + Service + HPA per service; the gateway watches its runners (a runner
+    without a ready pod makes its routes 503 at once, tiffin/runtime/remote.py)."""
+    docs = []
+    for name, (cpu, memory, _) in SERVICES.items():
+        env = {"BENTOML_SERVE_DEPENDS": _depends()} if name == GATEWAY else {}
+        docs += deployment(image, name, cpu=cpu, memory=memory, service=name, env=env)
+    return docs
+
+
+def write(image: str, out: Path, book: dict[str, Any] | None = None, gateway_image: str | None = None) -> list[Path]:
     """`book`: the alias book to start from (default: this host's, tiffin/versions/book.py)."""
     out.mkdir(parents=True, exist_ok=True)
     aliases = aliases_config_map(Book().read() if book is None else book)
     files = {out / "knative-service.yaml": [aliases, knative(image)], out / "deployment.yaml": [aliases, *deployment(image)]}
+    if gateway_image:
+        files[out / "split-knative.yaml"] = [aliases, *split_knative(gateway_image)]
+        files[out / "split-deployment.yaml"] = [aliases, *split_deployments(gateway_image)]
     for path, docs in files.items():
         path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     return list(files)
@@ -180,6 +242,7 @@ def write(image: str, out: Path, book: dict[str, Any] | None = None) -> list[Pat
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        sys.exit("usage: python -m tiffin.deploy.k8s IMAGE [OUT_DIR]")
-    for p in write(sys.argv[1], Path(sys.argv[2] if len(sys.argv) > 2 else "build/k8s")):
+        sys.exit("usage: python -m tiffin.deploy.k8s IMAGE [OUT_DIR] [GATEWAY_IMAGE]")
+    out = Path(sys.argv[2] if len(sys.argv) > 2 else "build/k8s")
+    for p in write(sys.argv[1], out, gateway_image=sys.argv[3] if len(sys.argv) > 3 else None):
         print(p)
