@@ -17,7 +17,8 @@ from pydantic import Field
 from services.public import OIP_APP, ServesOIPOverGRPC, mount
 from tiffin import store
 from tiffin.api import admin, frontdoor
-from tiffin.api.endpoints import Endpoints
+from tiffin.api import batch as batch_jobs
+from tiffin.api.endpoints import BadInput, Endpoints
 from tiffin.families import bikeshare, fashion, minilm, textcnn
 from tiffin.oip.models import Registry
 from tiffin.runtime import logs, malloc
@@ -78,6 +79,20 @@ class Tiffin(ChecksModelsFirst, RespawnsWorkers, ServesOIPOverGRPC, FollowsAlias
         """Predict how many bikes will be rented in one hour of the given calendar and weather. Try it in the
         [playground](./playground/)."""
         return await frontdoor.typed(self.endpoints.predict_demand(features), DemandResult)
+
+    @bentoml.task(route="/batch")
+    async def batch(self, input: str, output: str, kind: batch_jobs.Kind = "text", tier: str = "small") -> dict:
+        """Score every item of a file (JSONL or CSV rows: `id` and `text`, or the demand fields) or of
+        a folder of images (`kind=image`) into a JSONL file, both under the server's TIFFIN_BATCH_DIR;
+        run again on the same output, it resumes where it stopped. `tiffin batch` drives it."""
+        from http import HTTPStatus
+
+        from bentoml.exceptions import BentoMLException
+
+        try:
+            return await batch_jobs.run(self.endpoints, input, output, kind, tier)
+        except BadInput as exc:  # the task fails with the 4xx that says what to fix, not a 500
+            raise BentoMLException(str(exc), error_code=HTTPStatus(exc.status)) from None
 
 
 mount(Tiffin)

@@ -124,6 +124,8 @@ class Settings:
     payload_log_mb: int = _env("TIFFIN_PAYLOAD_LOG_MB", _number(int, 1), 64)
     payload_log_files: int = _env("TIFFIN_PAYLOAD_LOG_FILES", _number(int, 0), 4)
     payload_sample: float = _env("TIFFIN_PAYLOAD_SAMPLE", _number(float, 0.0, 1.0), 0.0)
+    # bulk scoring (tiffin/api/batch.py): the folder batch jobs read and write on the server; unset: off
+    batch_dir: str | None = _env("TIFFIN_BATCH_DIR", _text, None)
     # the response cache (tiffin/runtime/cache.py): off, all, or model names; its bound per
     # served version and worker; the age past which an entry is not used (0: none)
     cache: tuple[str, ...] = _env("TIFFIN_CACHE", _names, ())

@@ -1,5 +1,5 @@
-"""What the container tests share: podman with the project's containers.conf, and an image
-built with a Makefile target (its build time and size go to the measurements)."""
+"""What the container tests share: an image built with a Makefile target (its build time and
+size go to the measurements), and podman (tiffin/deploy/containers.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import time
 import pytest
 
 from tests.conftest import MEASUREMENTS, ROOT
+from tiffin.deploy.containers import podman
 
-
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CONTAINERS_CONF": str(ROOT / "build/containers.conf")}
-    return subprocess.run(["podman", *args], env=env, capture_output=True, text=True, check=check)
+__all__ = ["make_image", "podman"]
 
 
 def make_image(target: str, variable: str, image: str, model_store) -> str:

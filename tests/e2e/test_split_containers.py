@@ -14,11 +14,11 @@ import pytest
 
 from tests.conftest import MEASUREMENTS, ROOT
 from tests.e2e.containers import make_image, podman
+from tiffin.deploy.containers import RUNNERS, depends
 from tiffin.deploy.serve import free_ports
 from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
 
 IMAGE = "localhost/tiffin-gateway-cpu:test"
-RUNNERS = ("tiffin-image", "tiffin-text-small", "tiffin-text-large", "tiffin-demand")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 PNG = (ROOT / "services/examples/ankle-boot.png").read_bytes()
 
@@ -52,10 +52,9 @@ def split(image):
                 "run", "-d", "--name", names[runner], "--network", net, "--network-alias", runner,
                 "-e", f"BENTOML_SERVE_SERVICE_NAME={runner}", image, "start-http-server", "--port", "3000",
             )  # fmt: skip
-        depends = " ".join(f"{r}=http://{r}:3000" for r in RUNNERS)
         podman(
             "run", "-d", "--name", names["tiffin-gateway"], "--network", net, "-p", f"127.0.0.1:{port}:3000",
-            "-e", "BENTOML_SERVE_SERVICE_NAME=tiffin-gateway", "-e", f"BENTOML_SERVE_DEPENDS={depends}",
+            "-e", "BENTOML_SERVE_SERVICE_NAME=tiffin-gateway", "-e", f"BENTOML_SERVE_DEPENDS={depends()}",
             image, "start-http-server", "--port", "3000",
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"

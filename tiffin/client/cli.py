@@ -1,6 +1,7 @@
 """`tiffin predict image|text|demand ...`: call a running tiffin server from the shell.
 `tiffin models list|show|promote|rollback|pin|split|shadow|history|export|import`: versions and aliases.
 `tiffin canary start|status|promote|rollback NAME`: a candidate judged on live traffic.
+`tiffin batch INPUT OUTPUT [--kind text|image|demand]`: score a file or folder on the server, resumably.
 `tiffin logs export FILE... --out DIR`: payload logs into data sets."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import httpx
 
 from tiffin.client.core import DEFAULT_URL, Client, ServerError
 from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
@@ -30,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
         demand.add_argument(f"--{name}", type=type(value), default=value)
     _models_parser(sub)
     _canary_parser(sub)
+    batch = sub.add_parser("batch", help="score a file or folder on the server into a JSONL file (a task; resumable)")
+    batch.add_argument("input", help="JSONL/CSV file or folder of images, relative to the server's TIFFIN_BATCH_DIR")
+    batch.add_argument("output", help="JSONL file for the answers, relative to TIFFIN_BATCH_DIR")
+    batch.add_argument("--kind", choices=["text", "image", "demand"], default="text")
+    batch.add_argument("--tier", choices=["small", "large", "auto"], default="small")
+    batch.add_argument("--local-dir", help="where TIFFIN_BATCH_DIR is on this machine, to show progress")
     logs = sub.add_parser("logs", help="payload logs").add_subparsers(dest="action", required=True)
     export = logs.add_parser("export", help="turn payload logs (TIFFIN_PAYLOAD_LOG) into data sets, one per route")
     export.add_argument("files", nargs="+", type=Path)
@@ -225,6 +234,17 @@ def main(argv: list[str] | None = None) -> int:
         return _models(args)
     if args.command == "canary":
         return _canary(args)
+    if args.command == "batch":
+        from tiffin.client import batch
+
+        try:
+            out = batch.run(args.url, args.input, args.output, args.kind, args.tier, local_dir=args.local_dir)
+        except (ServerError, httpx.HTTPError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        text = f"{out['output']}: {out['items']} items, {out['scored']} scored now, {out['resumed_from']} before, {out['failed']} refused"
+        print(json.dumps(out) if args.json else text)
+        return 0
     if args.command == "logs":
         from tiffin.client.logs import export
 
