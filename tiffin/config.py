@@ -87,6 +87,14 @@ def _names(name: str, raw: str) -> tuple[str, ...]:
     return names
 
 
+def _urls(name: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """`service=url` pairs separated by spaces or commas, as BENTOML_SERVE_DEPENDS writes them."""
+    pairs = tuple(tuple(p.split("=", 1)) for p in raw.replace(",", " ").split())
+    if any(len(p) != 2 or not p[0] or not p[1].startswith(("http://", "https://")) for p in pairs):
+        raise SettingsError(f"{name}={raw!r}: use service=URL pairs, e.g. tiffin-image=http://tiffin-image:3000")
+    return pairs  # type: ignore[return-value]
+
+
 def _text(name: str, raw: str) -> str:
     return raw.strip()  # from_env passes no blank value
 
@@ -111,6 +119,11 @@ class Settings:
     alias_poll_s: float = _env("TIFFIN_ALIAS_POLL_S", _number(float, 0.0), 1.0)
     # the gateway (tiffin/runtime/remote.py): how often each worker asks every runner's /readyz (0: never)
     runner_probe_s: float = _env("TIFFIN_RUNNER_PROBE_S", _number(float, 0.0), 1.0)
+    # the gateway's runners deployed as bentos of their own (a container image each): BentoML's
+    # `bentoml.depends(url=...)`, which speaks JSON. BENTOML_SERVE_DEPENDS is for the services
+    # of one bento deployed apart (BentoCloud's way): BentoML sends those pickles, which a
+    # bento's own main service refuses (415).
+    runner_urls: tuple[tuple[str, str], ...] = _env("TIFFIN_RUNNER_URLS", _urls, ())
     # the typed API
     # None: the small model's own (chosen at training for a target escalation rate), else catalog's
     cascade_threshold: float | None = _env("TIFFIN_CASCADE_THRESHOLD", _number(float, 0.0, 1.0), None)

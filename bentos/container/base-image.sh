@@ -25,7 +25,9 @@ chroot "$root" update-ca-certificates
 rm -f "$root"/usr/lib/python3.*/EXTERNALLY-MANAGED
 ln -sf /usr/bin/python3 "$root/usr/local/bin/python"
 chroot "$root" apt-get clean
-rm -rf "$root"/var/lib/apt/lists/*
+# what no server reads: package lists, documentation, manual pages, translations (~45 MB)
+rm -rf "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
+    "$root"/usr/share/locale/*
 # uv ships its own CA roots unless told to use the system's.
 tar -C "$root" -c . | "$ENGINE" import \
     --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \

@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 @pytest.fixture(scope="module")
 def image(model_store) -> str:
-    return make_image("containerize", "CONTAINER_IMAGE", IMAGE, model_store)
+    (size,) = make_image("containerize", f"CONTAINER_IMAGE={IMAGE}", IMAGE, model_store).values()
+    assert size <= 1.3, f"the all-in-one image is {size:.2f} GB (goal: 1.3 GB at most)"
+    return IMAGE
 
 
 @pytest.fixture(scope="module")

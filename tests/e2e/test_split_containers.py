@@ -1,9 +1,9 @@
-"""The gateway and its four runners, each in a container of its own on a podman network of
+"""The gateway and its four runners, each in a container of its own image on a podman network of
 this test's own, wired by BentoML's own mechanism for services deployed apart
-(`start-http-server` with BENTOML_SERVE_SERVICE_NAME and BENTOML_SERVE_DEPENDS, as
-BentoCloud runs them; no proxy of ours). Every endpoint answers; a runner container stopped
+(each image's `start-http-server`; the gateway's runners are `bentoml.depends(url=...)`
+through TIFFIN_RUNNER_URLS; no proxy of ours). Every endpoint answers; a runner container stopped
 turns only its model's routes to 503 + Retry-After, and started again brings them back with
-the gateway left running. Prints the image size and start -> ready."""
+the gateway left running. Prints each image's size and start -> ready."""
 
 from __future__ import annotations
 
@@ -14,18 +14,23 @@ import pytest
 
 from tests.conftest import MEASUREMENTS, ROOT
 from tests.e2e.containers import make_image, podman
-from tiffin.deploy.containers import RUNNERS, depends
+from tiffin.deploy.containers import GATEWAY, RUNNERS, image, runner_urls, service_args
 from tiffin.deploy.serve import free_ports
 from tiffin.wire.catalog import EXAMPLE_DEMAND_ROW
 
-IMAGE = "localhost/tiffin-gateway-cpu:test"
+TAG = "test"
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 PNG = (ROOT / "services/examples/ankle-boot.png").read_bytes()
 
 
 @pytest.fixture(scope="module")
-def image(model_store) -> str:
-    return make_image("containerize-gateway", "GATEWAY_IMAGE", IMAGE, model_store)
+def images(model_store) -> dict[str, float]:
+    """The gateway's image and each runner's; those that run no MiniLM model carry no
+    transformers or sympy and stay within 0.9 GB."""
+    sizes = make_image("containerize-split", f"SPLIT_TAG={TAG}", tuple(image(s, TAG) for s in (GATEWAY, *RUNNERS)), model_store)
+    for service in ("tiffin-image", "tiffin-text-small", "tiffin-demand"):
+        assert sizes[image(service, TAG)] <= 0.9, sizes
+    return sizes
 
 
 def _ready(url: str, seconds: float) -> float:
@@ -41,21 +46,20 @@ def _ready(url: str, seconds: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def split(image):
+def split(images):
     (port,) = free_ports(1)
-    net, names = f"tiffin-net-{port}", {r: f"{r}-{port}" for r in (*RUNNERS, "tiffin-gateway")}
+    net, names = f"tiffin-net-{port}", {r: f"{r}-{port}" for r in (*RUNNERS, GATEWAY)}
     podman("network", "create", net)
     start = time.perf_counter()
     try:
         for runner in RUNNERS:
             podman(
                 "run", "-d", "--name", names[runner], "--network", net, "--network-alias", runner,
-                "-e", f"BENTOML_SERVE_SERVICE_NAME={runner}", image, "start-http-server", "--port", "3000",
+                *service_args(runner, TAG),
             )  # fmt: skip
         podman(
-            "run", "-d", "--name", names["tiffin-gateway"], "--network", net, "-p", f"127.0.0.1:{port}:3000",
-            "-e", "BENTOML_SERVE_SERVICE_NAME=tiffin-gateway", "-e", f"BENTOML_SERVE_DEPENDS={depends()}",
-            image, "start-http-server", "--port", "3000",
+            "run", "-d", "--name", names[GATEWAY], "--network", net, "-p", f"127.0.0.1:{port}:3000",
+            "-e", f"TIFFIN_RUNNER_URLS={runner_urls()}", *service_args(GATEWAY, TAG),
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
@@ -95,7 +99,7 @@ def test_every_endpoint_answers_through_the_runner_containers(split):
 
 def test_a_stopped_runner_turns_only_its_routes_away_until_it_is_started_again(split):
     url, names = split["url"], split["names"]
-    gateway_started = podman("inspect", names["tiffin-gateway"], "--format", "{{.State.StartedAt}}").stdout
+    gateway_started = podman("inspect", names[GATEWAY], "--format", "{{.State.StartedAt}}").stdout
     podman("stop", "-t", "5", names["tiffin-text-large"])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -120,4 +124,4 @@ def test_a_stopped_runner_turns_only_its_routes_away_until_it_is_started_again(s
     )
     assert _ready(url, 30) >= 0
     # the gateway was never restarted
-    assert podman("inspect", names["tiffin-gateway"], "--format", "{{.State.StartedAt}}").stdout == gateway_started
+    assert podman("inspect", names[GATEWAY], "--format", "{{.State.StartedAt}}").stdout == gateway_started

@@ -32,12 +32,23 @@ def test_one_reading_of_a_switch(raw, expected):
         ("TIFFIN_LOG_FORMAT", "jsno", "plain, json"),
         ("TIFFIN_GRPC_PORT", "99999", "from 1 to 65535"),
         ("TIFFIN_API_WORKERS", "0", "at least 1"),
+        ("TIFFIN_RUNNER_URLS", "tiffin-image=tiffin-image:3000", "service=URL pairs"),
     ],
 )
 def test_a_typo_fails_naming_the_variable_and_what_it_takes(name, raw, accepted):
     with pytest.raises(SettingsError, match=name) as caught:
         Settings.from_env({name: raw})
     assert accepted in str(caught.value) and repr(raw) in str(caught.value)
+
+
+def test_runner_urls_read_as_bentoml_writes_its_dependency_map():
+    raw = "tiffin-image=http://a:3000 tiffin-demand=https://b,tiffin-text-small=http://c:1"
+    s = Settings.from_env({"TIFFIN_RUNNER_URLS": raw})
+    assert dict(s.runner_urls) == {
+        "tiffin-image": "http://a:3000",
+        "tiffin-demand": "https://b",
+        "tiffin-text-small": "http://c:1",
+    }
 
 
 def test_switches_and_overrides():

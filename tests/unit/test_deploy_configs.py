@@ -144,7 +144,7 @@ def test_every_replica_reads_the_alias_book_from_the_config_map(manifests, file)
 @pytest.fixture(scope="module")
 def split(tmp_path_factory) -> dict[str, list[dict]]:
     out = tmp_path_factory.mktemp("k8s-split")
-    paths = k8s.write("registry.example/tiffin:1", out, {}, gateway_image="registry.example/tiffin-gateway:1")
+    paths = k8s.write("registry.example/tiffin:1", out, {}, split_image="registry.example/{service}-cpu:1")
     return {p.name: list(yaml.safe_load_all(p.read_text())) for p in paths}
 
 
@@ -164,8 +164,9 @@ def test_each_service_has_its_own_deployment_and_the_gateway_finds_the_runners_b
         assert _env(workload)["BENTOML_SERVE_SERVICE_NAME"] == name
         [container] = workload["spec"]["template"]["spec"]["containers"]
         assert container["args"][0] == "start-http-server"
+        assert container["image"] == f"registry.example/{name}-cpu:1"  # each service its own image
     # every runner the gateway names is a Service of the set, on the port its Service serves
-    depends = dict(pair.split("=", 1) for pair in _env(deployments["tiffin-gateway"])["BENTOML_SERVE_DEPENDS"].split())
+    depends = dict(pair.split("=", 1) for pair in _env(deployments["tiffin-gateway"])["TIFFIN_RUNNER_URLS"].split())
     assert set(depends) == set(k8s.SERVICES) - {"tiffin-gateway"}
     for runner, url in depends.items():
         assert url == f"http://{runner}" and services[runner]["spec"]["ports"][0]["port"] == 80

@@ -1,9 +1,11 @@
 """Kubernetes manifests for a tiffin container image, for those who host their own:
 a Knative Service (scale to zero, concurrency target) and a plain Deployment + Service +
-HorizontalPodAutoscaler. `python -m tiffin.deploy.k8s IMAGE [OUT_DIR] [GATEWAY_IMAGE]` writes them
-as YAML; with GATEWAY_IMAGE (`make containerize-gateway`), also the same two kinds once per
-service of the gateway bento (`split-*.yaml`), each runner scaled on its own and the gateway
-reaching them by their Service names through BentoML's BENTOML_SERVE_DEPENDS.
+HorizontalPodAutoscaler. `python -m tiffin.deploy.k8s IMAGE [OUT_DIR] [SPLIT_IMAGE]` writes them
+as YAML; with SPLIT_IMAGE, also the same two kinds once per service of the gateway bento
+(`split-*.yaml`), each runner scaled on its own and the gateway reaching them by their
+Service names (TIFFIN_RUNNER_URLS: BentoML's `bentoml.depends(url=...)`). SPLIT_IMAGE names each service's
+image (`make containerize-split`) with `{service}`, e.g. `registry.example/{service}-cpu:1`;
+without it every service runs from that one image (the gateway's holds every service's code).
 
 Both mount the alias book (tiffin/versions/book.py) from a ConfigMap, `tiffin-aliases`, at
 TIFFIN_ALIASES_FILE: every replica's workers poll it each second, and the kubelet replaces a
@@ -202,8 +204,12 @@ def deployment(
 
 def _depends() -> str:
     """The runners by their Service names (same namespace; Knative and plain Services both
-    answer on port 80), as BentoML's BENTOML_SERVE_DEPENDS takes them."""
+    answer on port 80), as TIFFIN_RUNNER_URLS takes them."""
     return " ".join(f"{name}=http://{name}" for name in SERVICES if name != GATEWAY)
+
+
+def _image(pattern: str, service: str) -> str:
+    return pattern.replace("{service}", service)
 
 
 def split_knative(image: str) -> list[dict[str, Any]]:
@@ -212,8 +218,8 @@ def split_knative(image: str) -> list[dict[str, Any]]:
     zero, and a call to a runner at zero waits in Knative's activator while it starts."""
     docs = []
     for name, (cpu, memory, concurrency) in SERVICES.items():
-        env = {"BENTOML_SERVE_DEPENDS": _depends(), "TIFFIN_RUNNER_PROBE_S": "0"} if name == GATEWAY else {}
-        docs.append(knative(image, name, concurrency=concurrency, cpu=cpu, memory=memory, service=name, env=env))
+        env = {"TIFFIN_RUNNER_URLS": _depends(), "TIFFIN_RUNNER_PROBE_S": "0"} if name == GATEWAY else {}
+        docs.append(knative(_image(image, name), name, concurrency=concurrency, cpu=cpu, memory=memory, service=name, env=env))
     return docs
 
 
@@ -222,19 +228,20 @@ def split_deployments(image: str) -> list[dict[str, Any]]:
     without a ready pod makes its routes 503 at once, tiffin/runtime/remote.py)."""
     docs = []
     for name, (cpu, memory, _) in SERVICES.items():
-        env = {"BENTOML_SERVE_DEPENDS": _depends()} if name == GATEWAY else {}
-        docs += deployment(image, name, cpu=cpu, memory=memory, service=name, env=env)
+        env = {"TIFFIN_RUNNER_URLS": _depends()} if name == GATEWAY else {}
+        docs += deployment(_image(image, name), name, cpu=cpu, memory=memory, service=name, env=env)
     return docs
 
 
-def write(image: str, out: Path, book: dict[str, Any] | None = None, gateway_image: str | None = None) -> list[Path]:
-    """`book`: the alias book to start from (default: this host's, tiffin/versions/book.py)."""
+def write(image: str, out: Path, book: dict[str, Any] | None = None, split_image: str | None = None) -> list[Path]:
+    """`book`: the alias book to start from (default: this host's, tiffin/versions/book.py);
+    `split_image`: the per-service images, `{service}` standing for each service's name."""
     out.mkdir(parents=True, exist_ok=True)
     aliases = aliases_config_map(Book().read() if book is None else book)
     files = {out / "knative-service.yaml": [aliases, knative(image)], out / "deployment.yaml": [aliases, *deployment(image)]}
-    if gateway_image:
-        files[out / "split-knative.yaml"] = [aliases, *split_knative(gateway_image)]
-        files[out / "split-deployment.yaml"] = [aliases, *split_deployments(gateway_image)]
+    if split_image:
+        files[out / "split-knative.yaml"] = [aliases, *split_knative(split_image)]
+        files[out / "split-deployment.yaml"] = [aliases, *split_deployments(split_image)]
     for path, docs in files.items():
         path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     return list(files)
@@ -242,7 +249,7 @@ def write(image: str, out: Path, book: dict[str, Any] | None = None, gateway_ima
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        sys.exit("usage: python -m tiffin.deploy.k8s IMAGE [OUT_DIR] [GATEWAY_IMAGE]")
+        sys.exit("usage: python -m tiffin.deploy.k8s IMAGE [OUT_DIR] [SPLIT_IMAGE]")
     out = Path(sys.argv[2] if len(sys.argv) > 2 else "build/k8s")
-    for p in write(sys.argv[1], out, gateway_image=sys.argv[3] if len(sys.argv) > 3 else None):
+    for p in write(sys.argv[1], out, split_image=sys.argv[3] if len(sys.argv) > 3 else None):
         print(p)

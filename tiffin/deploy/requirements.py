@@ -2,10 +2,8 @@
 (a served bento needs neither the training nor the dev dependencies).
 
     python -m tiffin.deploy.requirements build/requirements.txt
-    python -m tiffin.deploy.requirements build/requirements-cpu.txt --torch-wheel build/wheels/torch-...whl
 
-With --torch-wheel, torch is installed from that wheel (carried in the bento under
-env/python/wheels/) instead of the index, whose default torch build is the CUDA one.
+The container bentos write their own from the same pins (tiffin/deploy/container_bentos.py).
 """
 
 import argparse
@@ -23,14 +21,9 @@ def pins() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
-    parser.add_argument("--torch-wheel", type=Path)
     args = parser.parse_args()
-    lines = pins()
-    if args.torch_wheel:
-        # install.sh reads requirements from env/python/, beside the wheels/ folder
-        lines = [f"./wheels/{args.torch_wheel.name}" if p.startswith("torch==") else p for p in lines]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    args.out.write_text("\n".join(pins()) + "\n")
 
 
 if __name__ == "__main__":
