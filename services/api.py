@@ -13,6 +13,7 @@ from typing import Annotated
 import bentoml
 import torch
 from pydantic import Field
+from starlette.responses import JSONResponse
 
 from services.public import OIP_APP, ServesOIPOverGRPC, mount
 from tiffin import store
@@ -29,7 +30,7 @@ from tiffin.runtime.layout import gil_switch_seconds, image_max_batch, shared_pr
 from tiffin.runtime.model_check import ChecksModelsFirst
 from tiffin.runtime.respawn import RespawnsWorkers
 from tiffin.versions.follow import FollowsAliases
-from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
+from tiffin.wire.schemas import BatchJob, DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
 HOT_PATH = HotPath()
 
@@ -80,19 +81,15 @@ class Tiffin(ChecksModelsFirst, RespawnsWorkers, ServesOIPOverGRPC, FollowsAlias
         [playground](./playground/)."""
         return await frontdoor.typed(self.endpoints.predict_demand(features), DemandResult)
 
-    @bentoml.task(route="/batch")
-    async def batch(self, input: str, output: str, kind: batch_jobs.Kind = "text", tier: str = "small") -> dict:
+    @bentoml.task(route="/batch", input_spec=BatchJob)
+    async def batch(self, input: str, output: str, kind: str = "text", tier: str = "small") -> dict:
         """Score every item of a file (JSONL or CSV rows: `id` and `text`, or the demand fields) or of
         a folder of images (`kind=image`) into a JSONL file, both under the server's TIFFIN_BATCH_DIR;
         run again on the same output, it resumes where it stopped. `tiffin batch` drives it."""
-        from http import HTTPStatus
-
-        from bentoml.exceptions import BentoMLException
-
         try:
             return await batch_jobs.run(self.endpoints, input, output, kind, tier)
         except BadInput as exc:  # the task fails with the 4xx that says what to fix, not a 500
-            raise BentoMLException(str(exc), error_code=HTTPStatus(exc.status)) from None
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
 
 mount(Tiffin)

@@ -90,6 +90,9 @@ def test_images_and_refusals(batch_server):
     rows = {r["id"]: r for r in map(json.loads, (folder / "pictures.jsonl").read_text().splitlines())}
     assert len(rows) == 21 and all(rows[f"shoe-{i:02d}.png"]["label"] == "Ankle boot" for i in range(20))
     assert "error" in rows["broken.png"] and json.loads(run.stdout)["failed"] == 1
+    # a wrong field is refused before a task is queued (BentoML would queue any body)
+    r = httpx.post(srv.url + "/batch/submit", json={"input": "a", "output": "b", "kind": "video"}, timeout=10)
+    assert r.status_code == 400 and "kind" in r.json()["error"], r.text
     # outside the folder: the task fails with a 4xx that says why, and the CLI says so
     run = _cli(srv.url, "../../etc/passwd", "x.jsonl")
     assert run.returncode == 1 and "outside the batch folder" in run.stderr and "HTTP 400" in run.stderr

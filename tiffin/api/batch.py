@@ -19,17 +19,17 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
 from tiffin.api.endpoints import BadInput, Endpoints
 from tiffin.config import settings
 from tiffin.runtime.batcher import Overloaded
+from tiffin.wire.schemas import BatchKind as Kind
 from tiffin.wire.schemas import DemandFeatures
 
 log = logging.getLogger("tiffin")
-Kind = Literal["image", "text", "demand"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CHUNK = 64  # items in flight at once: a full image batch, far below the queue bound
 

@@ -44,6 +44,25 @@ class TextRequest(BaseModel):
     tier: Tier = Field("small", description="small (TextCNN), large (MiniLM), or auto: small, and large when small is unsure")
 
 
+BatchKind = Literal["image", "text", "demand"]
+MAX_BATCH_PATH = 1024
+
+
+class BatchJob(BaseModel):
+    """A bulk-scoring job (tiffin/api/batch.py): paths relative to the server's TIFFIN_BATCH_DIR."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"example": {"input": "reviews.jsonl", "output": "answers.jsonl", "kind": "text", "tier": "small"}},
+    )
+
+    input: str = Field(min_length=1, max_length=MAX_BATCH_PATH, description="a JSONL/CSV file, or a folder of PNG/JPEG files")
+    output: str = Field(min_length=1, max_length=MAX_BATCH_PATH, description="the JSONL file the answers are appended to")
+    kind: BatchKind = Field("text", description="what the items are: text rows, demand rows, or images")
+    tier: Tier = Field("small", description="for text: small, large or auto")
+
+
 class ImageResult(BaseModel):
     label: str
     probabilities: dict[str, float]
