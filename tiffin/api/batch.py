@@ -104,6 +104,12 @@ async def _answer(endpoints: Endpoints, kind: Kind, payload: Any, tier: str) -> 
             return {"error": str(exc)}
 
 
+def _append(out: Any, lines: str) -> None:
+    out.write(lines)
+    out.flush()
+    os.fsync(out.fileno())
+
+
 async def run(endpoints: Endpoints, input: str, output: str, kind: Kind, tier: str = "small") -> dict:
     source, target = within_batch_dir(input), within_batch_dir(output)
     done = answered(target)
@@ -115,9 +121,8 @@ async def run(endpoints: Endpoints, input: str, output: str, kind: Kind, tier: s
         async def flush() -> None:
             nonlocal scored, failed
             answers = await asyncio.gather(*(_answer(endpoints, kind, p, tier) for _, p in pending))
-            out.write("".join(json.dumps({"id": i, **a}) + "\n" for (i, _), a in zip(pending, answers, strict=True)))
-            out.flush()
-            os.fsync(out.fileno())
+            lines = "".join(json.dumps({"id": i, **a}) + "\n" for (i, _), a in zip(pending, answers, strict=True))
+            await asyncio.to_thread(_append, out, lines)  # an fsync must not hold the live routes' loop
             scored += len(pending)
             failed += sum("error" in a for a in answers)
             pending.clear()
