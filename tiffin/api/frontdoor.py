@@ -417,23 +417,21 @@ def openapi_truth(spec: dict) -> dict:
         if operation is not None:
             operation.get("requestBody", {})["required"] = True
             operation.setdefault("responses", {}).update({s: _error_answer(s) for s in ("413", "415")})
-    status = spec.get("components", {}).get("schemas", {}).get("TaskStatusResponse", {}).get("properties", {}).get("status")
-    if status is not None:  # the statuses BentoML 1.4.39 sends, not the four it documents
+    task_status = spec.get("components", {}).get("schemas", {}).get("TaskStatusResponse", {}).get("properties", {}).get("status")
+    if task_status is not None:  # the statuses BentoML 1.4.39 sends, not the four it documents
         from _bentoml_impl.tasks.result import ResultStatus
 
-        status["enum"] = [s.value for s in ResultStatus]
+        task_status["enum"] = [s.value for s in ResultStatus]
     for path, item in paths.items():
         if path.endswith(("/submit", "/retry")) and "x-bentoml-name" in item.get("post", {}):
             item["post"]["responses"]["200"] = {"description": "queued", "content": {"application/json": {"schema": TASK_QUEUED}}}
     for path in ROUTES:
-        operation = spec.get("paths", {}).get(path, {}).get("post")
+        operation = paths.get(path, {}).get("post")
         if operation is None:
             continue
         if "requestBody" in operation:
             operation["requestBody"]["required"] = True
-        responses = operation.setdefault("responses", {})
-        for status, what in ANSWERED.items():
-            responses[status] = {"description": what, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+        operation.setdefault("responses", {}).update({status: _error_answer(status) for status in ANSWERED})
     return spec
 
 
