@@ -13,13 +13,11 @@ from typing import Annotated
 import bentoml
 import torch
 from pydantic import Field
-from starlette.responses import JSONResponse
 
-from services.public import OIP_APP, ServesOIPOverGRPC, mount
+from services.public import OIP_APP, ScoresFiles, ServesOIPOverGRPC, mount
 from tiffin import store
 from tiffin.api import admin, frontdoor
-from tiffin.api import batch as batch_jobs
-from tiffin.api.endpoints import BadInput, Endpoints
+from tiffin.api.endpoints import Endpoints
 from tiffin.families import bikeshare, fashion, minilm, textcnn
 from tiffin.oip.models import Registry
 from tiffin.runtime import logs, malloc
@@ -30,13 +28,13 @@ from tiffin.runtime.layout import gil_switch_seconds, image_max_batch, shared_pr
 from tiffin.runtime.model_check import ChecksModelsFirst
 from tiffin.runtime.respawn import RespawnsWorkers
 from tiffin.versions.follow import FollowsAliases
-from tiffin.wire.schemas import BatchJob, DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
+from tiffin.wire.schemas import DemandFeatures, DemandResult, ImageResult, TextRequest, TextResult
 
 HOT_PATH = HotPath()
 
 
 @bentoml.service(name="tiffin", workers=shared_workers(store.pick_device()), traffic={"timeout": 60})
-class Tiffin(ChecksModelsFirst, RespawnsWorkers, ServesOIPOverGRPC, FollowsAliases, FreezesStartupObjects):
+class Tiffin(ChecksModelsFirst, RespawnsWorkers, ServesOIPOverGRPC, ScoresFiles, FollowsAliases, FreezesStartupObjects):
     image_model = bentoml.models.BentoModel(fashion.FAMILY.tag)
     text_small_model = bentoml.models.BentoModel(textcnn.FAMILY.tag)
     text_large_model = bentoml.models.BentoModel(minilm.FAMILY.tag)
@@ -80,16 +78,6 @@ class Tiffin(ChecksModelsFirst, RespawnsWorkers, ServesOIPOverGRPC, FollowsAlias
         """Predict how many bikes will be rented in one hour of the given calendar and weather. Try it in the
         [playground](./playground/)."""
         return await frontdoor.typed(self.endpoints.predict_demand(features), DemandResult)
-
-    @bentoml.task(route="/batch", input_spec=BatchJob)
-    async def batch(self, input: str, output: str, kind: str = "text", tier: str = "small") -> dict:
-        """Score every item of a file (JSONL or CSV rows: `id` and `text`, or the demand fields) or of
-        a folder of images (`kind=image`) into a JSONL file, both under the server's TIFFIN_BATCH_DIR;
-        run again on the same output, it resumes where it stopped. `tiffin batch` drives it."""
-        try:
-            return await batch_jobs.run(self.endpoints, input, output, kind, tier)
-        except BadInput as exc:  # the task fails with the 4xx that says what to fix, not a 500
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
 
 mount(Tiffin)

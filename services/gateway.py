@@ -14,7 +14,7 @@ from pydantic import Field
 
 from services.demand_runner import DemandRunner
 from services.image_runner import ImageRunner
-from services.public import OIP_APP, ServesOIPOverGRPC, mount
+from services.public import OIP_APP, ScoresFiles, ServesOIPOverGRPC, mount
 from services.text_runner import TextLargeRunner, TextSmallRunner
 from tiffin.api import frontdoor
 from tiffin.api.endpoints import Endpoints
@@ -34,7 +34,7 @@ RUNNER_URLS = dict(settings().runner_urls)
 # runner_probe off: BentoML's /readyz would ask each runner itself, waiting up to 5 s on one
 # that is gone; __is_ready__ answers from what the workers' runner probes last saw.
 @bentoml.service(name="tiffin-gateway", workers=1, traffic={"timeout": 60}, runner_probe={"enabled": False})
-class Gateway(RespawnsWorkers, ServesOIPOverGRPC, FreezesStartupObjects):
+class Gateway(RespawnsWorkers, ServesOIPOverGRPC, ScoresFiles, FreezesStartupObjects):
     # each runner in this bento, or at its TIFFIN_RUNNER_URLS entry (a runner bento of its own)
     image_runner = bentoml.depends(ImageRunner, url=RUNNER_URLS.get(ImageRunner.name))
     text_small = bentoml.depends(TextSmallRunner, url=RUNNER_URLS.get(TextSmallRunner.name))

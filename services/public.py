@@ -1,17 +1,21 @@
 """What both public API services (services/api.py, services/gateway.py) carry besides their
-typed routes: OIP REST at /v2, the playground, and the request guard on BentoML's own routes
-(the front door checks the same limits itself)."""
+typed routes: OIP REST at /v2 and gRPC, bulk scoring as a task, the playground, and the
+request guard on BentoML's own routes (the front door checks the same limits itself)."""
 
 from __future__ import annotations
 
 import bentoml
+from starlette.responses import JSONResponse
 
+from tiffin.api import batch as batch_jobs
 from tiffin.api import keys
+from tiffin.api.endpoints import BadInput
 from tiffin.config import settings
 from tiffin.oip.rest import V2Root, build_app
 from tiffin.playground import PlaygroundRoot
 from tiffin.playground import app as playground
 from tiffin.runtime.guard import RequestGuard, Rule
+from tiffin.wire.schemas import BatchJob
 
 OIP_APP = build_app()
 
@@ -35,6 +39,21 @@ class ServesOIPOverGRPC:
     async def stop_grpc(self) -> None:
         if self._grpc is not None:
             await self._grpc.stop(grace=5)
+
+
+class ScoresFiles:
+    """Mixin for the API services: bulk scoring over `self.endpoints` as a BentoML task, so a
+    platform can run it asynchronously (tiffin/api/batch.py)."""
+
+    @bentoml.task(route="/batch", input_spec=BatchJob)
+    async def batch(self, input: str, output: str, kind: str = "text", tier: str = "small") -> dict:
+        """Score every item of a file (JSONL or CSV rows: `id` and `text`, or the demand fields) or of
+        a folder of images (`kind=image`) into a JSONL file, both under the server's TIFFIN_BATCH_DIR;
+        run again on the same output, it resumes where it stopped. `tiffin batch` drives it."""
+        try:
+            return await batch_jobs.run(self.endpoints, input, output, kind, tier)
+        except BadInput as exc:  # the task fails with the 4xx that says what to fix, not a 500
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
 
 def mount(service) -> None:

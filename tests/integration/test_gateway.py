@@ -4,6 +4,8 @@ the typed routes and the OIP."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import httpx
@@ -23,8 +25,13 @@ CALLS = [
 
 
 @pytest.fixture(scope="module")
-def gateway(server):  # after the main server fixture, so TIFFIN_*_MODEL pins are set
-    with Server("services.gateway:Gateway", ready_timeout=240) as srv:
+def batch_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("gateway-batch")
+
+
+@pytest.fixture(scope="module")
+def gateway(server, batch_dir):  # after the main server fixture, so TIFFIN_*_MODEL pins are set
+    with Server("services.gateway:Gateway", env={"TIFFIN_BATCH_DIR": str(batch_dir)}, ready_timeout=240) as srv:
         yield srv
 
 
@@ -40,6 +47,30 @@ def test_typed_routes_answer_as_the_all_in_one_does(server, gateway, path, kwarg
     answers = [httpx.post(s.url + path, timeout=60, **kwargs) for s in (server, gateway)]
     assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
     _same(*(r.json() for r in answers))
+
+
+def test_bulk_scoring_runs_over_the_runners(server, gateway, batch_dir):
+    """The task the all-in-one serves (tests/integration/test_batch_jobs.py), on the
+    deployable that BentoCloud runs: every row answered as the live route answers it."""
+    rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(["a warm and witty film", "a dull, tedious mess"] * 20)]
+    (batch_dir / "reviews.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    job = {"input": "reviews.jsonl", "output": "answers.jsonl", "kind": "text", "tier": "large"}
+    submitted = httpx.post(gateway.url + "/batch/submit", json=job, timeout=30)
+    assert submitted.status_code == 200, submitted.text
+    task = submitted.json()["task_id"]
+    deadline = time.monotonic() + 120
+    while (status := httpx.get(gateway.url + "/batch/status", params={"task_id": task}, timeout=10).json())["status"] in (
+        "in_progress",
+        "pending",
+    ) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert status["status"] == "completed", status
+    answers = {a["id"]: a for a in map(json.loads, (batch_dir / "answers.jsonl").read_text().splitlines())}
+    assert sorted(answers) == sorted(r["id"] for r in rows)
+    for row in rows[:2]:
+        live = httpx.post(server.url + "/classify_text", json={"text": row["text"], "tier": "large"}, timeout=30).json()
+        assert answers[row["id"]]["label"] == live["label"]
+        assert answers[row["id"]]["probability"] == pytest.approx(live["probability"], abs=1e-5)
 
 
 def test_bad_input_is_refused_before_any_runner_is_called(gateway):
@@ -87,3 +118,20 @@ def test_a_runner_that_dies_turns_only_its_routes_away_until_it_is_back(gateway)
     assert set(large_codes) <= {200, 503}, large_codes
     assert 503 in ready_codes and 503 in large_codes, (ready_codes, large_codes)
     assert large_codes[-1] == 200 and ready_codes[-1] == 200, "not back within 120 s"
+
+
+def test_a_runner_that_answers_an_error_is_a_502_that_says_so(server):
+    """A runner reached at the wrong URL (here the image runner where the TextCNN's should be,
+    as a miswired manifest or a version skew would): its 400 is the gateway's 502 Bad Gateway
+    naming the runner's answer, over the typed route and the OIP, never a bare 500; the
+    other models answer as before."""
+    with Server("services.image_runner:ImageRunner", ready_timeout=240) as wrong:
+        env = {"TIFFIN_RUNNER_URLS": f"tiffin-text-small={wrong.url}"}
+        with Server("services.gateway:Gateway", env=env, ready_timeout=240) as miswired:
+            r = httpx.post(miswired.url + "/classify_text", json={"text": "a fine film", "tier": "small"}, timeout=30)
+            assert r.status_code == 502 and "runner answered 400" in r.json()["error"], r.text
+            body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["a fine film"]}]}
+            r = httpx.post(miswired.url + "/v2/models/review-textcnn/infer", json=body, timeout=30)
+            assert r.status_code == 502 and "runner answered 400" in r.json()["error"], r.text
+            path, kwargs = CALLS[0]
+            assert httpx.post(miswired.url + path, timeout=60, **kwargs).status_code == 200

@@ -33,6 +33,7 @@ from tiffin.config import settings
 from tiffin.runtime import cache, loop_lag, payload_log
 from tiffin.runtime.asgi import BodyError, Receive, Send, media_type, read_body, send_json
 from tiffin.runtime.batcher import Overloaded
+from tiffin.runtime.remote import RunnerFailed
 from tiffin.versions import traffic
 from tiffin.wire.schemas import BatchJob, DemandFeatures, TextRequest
 
@@ -314,6 +315,9 @@ class FrontDoor:
             except Overloaded as exc:
                 status, body = 503, {"error": str(exc)}
                 headers = [(b"retry-after", str(int(exc.retry_after)).encode())]
+            except RunnerFailed as exc:  # the gateway's runner, not this process, failed
+                log.warning("%s: %s", path, exc)
+                status, body = 502, {"error": str(exc)}
             except Exception as exc:  # the model failed on this batch: say so once, the worker lives on
                 log.exception("%s failed", path)
                 status, body = 500, {"error": f"the model failed on this request ({type(exc).__name__}); try again"}
@@ -496,3 +500,5 @@ async def typed(pending: Awaitable[dict], result: type[BaseModel]) -> Any:
         return JSONResponse({"error": str(exc)}, status_code=400)
     except Overloaded as exc:
         return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": str(int(exc.retry_after))})
+    except RunnerFailed as exc:
+        return JSONResponse({"error": str(exc)}, status_code=502)

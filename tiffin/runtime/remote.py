@@ -70,6 +70,12 @@ class RunnerBusy(Exception):
     retry_after = 1
 
 
+class RunnerFailed(Exception):
+    """A runner answered an error other than 503 (a route its version lacks, a batch its model
+    failed on). It is the runner's fault, not the caller's: front ends answer 502 Bad Gateway
+    with the runner's status (gRPC: UNAVAILABLE), never a bare 500."""
+
+
 class RunnerHealth:
     """One runner as this worker last saw it. Its `/readyz` is asked every TIFFIN_RUNNER_PROBE_S
     with a timeout of half that, so the gateway's `/readyz`, the OIP's model ready and the
@@ -172,4 +178,6 @@ async def ask(method: Callable[[Any], Awaitable[list[dict]]], batch: Any) -> lis
     except BentoMLException as exc:
         if exc.error_code == 503:
             raise RunnerBusy("the model is busy: its queue is full; try again shortly") from None
-        raise
+        code = int(exc.error_code)
+        said = str(exc).removeprefix("Error making request: ").removeprefix(f"{code}: ")[:200]  # its body, cut
+        raise RunnerFailed(f"the model's runner answered {code}: {said}") from None
