@@ -82,7 +82,6 @@ build: install
 # podman (or buildah) build the images; no registry is needed: `base-image` makes the
 # base from Debian packages, and the CPU bento carries the CPU build of torch.
 export CONTAINERS_CONF := $(CURDIR)/build/containers.conf
-TORCH_WHEEL := build/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
 CONTAINER_IMAGE ?= localhost/tiffin-cpu:latest
 # Whichever backend is here: a running Docker engine, else podman, else buildah (which
 # shares podman's image storage). `make container-tools` installs podman when none is.
@@ -97,14 +96,8 @@ container-tools:
 base-image: container-tools
 	$(SUDO) env CONTAINERS_CONF=$(CONTAINERS_CONF) ENGINE=$(CONTAINER_BACKEND) bash bentos/container/base-image.sh
 
-# On our machines pip finds the local CPU wheel; elsewhere add
-# --index-url https://download.pytorch.org/whl/cpu to get the CPU build.
-$(TORCH_WHEEL): | install
-	$(PIP) download --no-deps --only-binary=:all: -d build/wheels torch==2.13.0
-	test -f $@
-
-# Each container bento (tiffin/deploy/container_bentos.py writes it, with the serving torch
-# wheel and requirements it names) is built and containerized from the temporary folder:
+# Each container bento (tiffin/deploy/container_bentos.py writes it, with the serving
+# wheels and requirements it names) is built and containerized from the temporary folder:
 # BentoML 1.4.39 looks for the bento's dockerfile_template in a build context it makes
 # there, then refuses the path for lying outside the working directory.
 TMP_DIR := $(shell $(PYTHON) -c 'import tempfile; print(tempfile.gettempdir())')
@@ -112,14 +105,14 @@ TMP_DIR := $(shell $(PYTHON) -c 'import tempfile; print(tempfile.gettempdir())')
 container_image = $(BENTOML) build -q -f build/container/$(1)-cpu.yaml . >/dev/null && \
 	(cd $(TMP_DIR) && $(CURDIR)/$(BENTOML) containerize --backend $(CONTAINER_BACKEND) $(1)-cpu:latest -t $(2))
 
-containerize: install base-image $(TORCH_WHEEL) | container-tools
+containerize: install base-image | container-tools
 	$(PY) -m tiffin.deploy.container_bentos tiffin >/dev/null
 	$(call container_image,tiffin,$(CONTAINER_IMAGE))
 
 # The gateway and each of its four runners as an image of its own, each carrying only what
 # its service imports: localhost/NAME-cpu:$(SPLIT_TAG) (tiffin/deploy/containers.py runs them).
 SPLIT_TAG ?= latest
-containerize-split: install base-image $(TORCH_WHEEL) | container-tools
+containerize-split: install base-image | container-tools
 	for name in $$($(PY) -m tiffin.deploy.container_bentos --split); do \
 	  $(call container_image,$$name,localhost/$$name-cpu:$(SPLIT_TAG)) || exit 1; done
 

@@ -14,20 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from tiffin.families import minilm
+from tiffin.families import bert, minilm
 from train import loop
 
 Rows = list[torch.Tensor]  # one (tokens, dim) tensor of token states per text, in input order
 POOL = 50  # batches drawn at once and sorted by length: similar lengths, still shuffled
-
-
-def run_layers(layers: Sequence[nn.Module], hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    # BERT layers take an additive mask: 0 where a token is read, the dtype's minimum at padding.
-    additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
-    for layer in layers:
-        out = layer(hidden, attention_mask=additive)
-        hidden = out[0] if isinstance(out, tuple) else out
-    return hidden
 
 
 def pad(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,15 +31,15 @@ def pad(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 def frozen_states(encoder: minilm.SentenceEncoder, texts: Sequence[str], frozen: int, batch_size: int = 64) -> Rows:
     """The token states after the embeddings and the lower `frozen` layers, tokenised as
     serving tokenises (minilm.SentenceEncoder.tokenize)."""
-    bert = encoder.model
-    lengths = [len(ids) for ids in encoder.tokenizer(list(texts), truncation=True, max_length=minilm.MAX_TOKENS)["input_ids"]]
+    model = encoder.model
+    lengths = encoder.tokenizer.lengths(texts)
     order = np.argsort(lengths, kind="stable")
     rows: list[torch.Tensor | None] = [None] * len(texts)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = encoder.tokenize([texts[i] for i in idx])
-        hidden = bert.embeddings(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"])
-        hidden = run_layers(bert.encoder.layer[:frozen], hidden, batch["attention_mask"])
+        hidden = model.embeddings(batch["input_ids"], batch["token_type_ids"])
+        hidden = bert.run_layers(model.encoder.layer[:frozen], hidden, batch["attention_mask"])
         for j, i in enumerate(idx):
             rows[i] = hidden[j, : lengths[i]].clone()
     return rows  # type: ignore[return-value]
@@ -58,19 +49,19 @@ class TopLayers(nn.Module):
     """The encoder's layers above `frozen` (shared with it: training them tunes the encoder)
     and a linear head on their mean-pooled states."""
 
-    def __init__(self, bert: nn.Module, frozen: int, classes: int):
+    def __init__(self, encoder: bert.BertEncoder, frozen: int, classes: int):
         super().__init__()
-        self.layers = nn.ModuleList(bert.encoder.layer[frozen:])
-        self.head = nn.Linear(bert.config.hidden_size, classes)
+        self.layers = nn.ModuleList(encoder.encoder.layer[frozen:])
+        self.head = nn.Linear(encoder.hidden_size, classes)
 
     def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         hidden, mask = batch
-        return self.head(minilm.mean_pool(run_layers(self.layers, hidden, mask), mask))
+        return self.head(minilm.mean_pool(bert.run_layers(self.layers, hidden, mask), mask))
 
     def embed(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """What serving's encoder gives for these texts: the normalised sentence embedding."""
         hidden, mask = batch
-        return minilm.sentence_embedding(run_layers(self.layers, hidden, mask), mask)
+        return minilm.sentence_embedding(bert.run_layers(self.layers, hidden, mask), mask)
 
 
 def batch_count(n: int, batch_size: int) -> int:
@@ -136,5 +127,5 @@ def fit(
 def save_encoder(encoder: minilm.SentenceEncoder, source: Path, target: Path) -> Path:
     """The source model's directory (tokenizer, sentence-transformers files) with the tuned weights."""
     shutil.copytree(source, target)
-    encoder.model.save_pretrained(str(target))  # config.json + model.safetensors, nothing pickled
+    encoder.model.save(target)  # model.safetensors beside the source's config.json, nothing pickled
     return target

@@ -42,15 +42,16 @@ def minilm_word_vectors(vocab: textcnn.Vocabulary, dim: int) -> torch.Tensor:
     onto their `dim` principal axes (384 wide would cost 8x the training time for no gain
     measured) and scaled to MiniLM's spread; padding at zero, the unknown word at the mean."""
     from safetensors.torch import load_file
-    from transformers import AutoTokenizer
+
+    from tiffin.families import bert
 
     directory = datasets.minilm_dir()
-    tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    tokenizer = bert.WordPiece(directory, minilm.MAX_TOKENS)
     [table] = [
         t for name, t in load_file(str(directory / "model.safetensors")).items() if name.endswith("word_embeddings.weight")
     ]
-    pieces = tokenizer(vocab.itos[2:], add_special_tokens=False)["input_ids"]
-    words = torch.stack([table[ids].mean(0) if ids else table[tokenizer.unk_token_id] for ids in pieces])
+    pieces = tokenizer.pieces(vocab.itos[2:])
+    words = torch.stack([table[ids].mean(0) if ids else table[tokenizer.unk_id] for ids in pieces])
     centred = words - words.mean(0)
     _, _, axes = torch.pca_lowrank(centred, q=dim, center=False)
     low = centred @ axes[:, :dim]

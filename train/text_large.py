@@ -47,6 +47,9 @@ def main() -> str:
         texts, labels = texts[:300], labels[:300]
     source = datasets.minilm_dir()
     encoder = minilm.SentenceEncoder(source)
+    # Every state below is computed from the weights as they are stored (float16), before and
+    # after tuning, so the head is fitted on exactly what serving computes.
+    encoder.model.round_to_stored()
     start = time.perf_counter()
     tune = FINETUNE | ({"epochs": 1} if quick else {})
     frozen = tune["frozen_layers"]
@@ -62,6 +65,7 @@ def main() -> str:
         **{k: tune[k] for k in ("epochs", "lr", "head_lr", "batch_size", "weight_decay")},
         seed=run.args.seed,
     )
+    encoder.model.round_to_stored()
     work = Path(tempfile.mkdtemp(prefix="tiffin-minilm-"))
     tuned = finetune.save_encoder(encoder, source, work / ENCODER_DIR)
     curve = loop.plot_curve(history, work / FINETUNE_CURVE, "MiniLM top layers, fine-tuned")

@@ -5,7 +5,9 @@
 # TLS-inspecting proxy. Needs root, debootstrap and podman or docker. Does nothing if the
 # image exists.
 set -euo pipefail
-IMAGE=${IMAGE:-localhost/tiffin-base:bookworm}
+# The tag changes whenever what the image holds does (tiffin/deploy/container_bentos.py names
+# it too), so a machine that kept an older base builds the new one.
+IMAGE=${IMAGE:-localhost/tiffin-base:bookworm-2}
 # docker has its own image store; podman and buildah share one, which podman fills.
 ENGINE=${ENGINE:-podman}
 [ "$ENGINE" = buildah ] && ENGINE=podman
@@ -17,11 +19,12 @@ if "$ENGINE" image inspect "$IMAGE" >/dev/null 2>&1; then
 fi
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-debootstrap --variant=minbase --include=python3,python3-pip,python3-venv,ca-certificates bookworm "$root" "$MIRROR"
+# No python3-pip (pip, setuptools, wheel: 25 MB in every image): the bento's build stage makes
+# a throwaway venv (python3-venv carries pip's wheel) to get uv, and uv installs the rest.
+debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$root" "$MIRROR"
 cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
 chroot "$root" update-ca-certificates
-# The bento's build installs into its own virtual environment; pip may also touch the
-# system Python while bootstrapping uv.
+# The bento's build installs into virtual environments of its own.
 rm -f "$root"/usr/lib/python3.*/EXTERNALLY-MANAGED
 ln -sf /usr/bin/python3 "$root/usr/local/bin/python"
 chroot "$root" apt-get clean

@@ -25,10 +25,9 @@ PNG = (ROOT / "services/examples/ankle-boot.png").read_bytes()
 
 @pytest.fixture(scope="module")
 def images(model_store) -> dict[str, float]:
-    """The gateway's image and each runner's; those that run no MiniLM model carry no
-    transformers or sympy and stay within 0.9 GB."""
+    """The gateway's image and each runner's; every runner's stays within 0.9 GB."""
     sizes = make_image("containerize-split", f"SPLIT_TAG={TAG}", tuple(image(s, TAG) for s in (GATEWAY, *RUNNERS)), model_store)
-    for service in ("tiffin-image", "tiffin-text-small", "tiffin-demand"):
+    for service in RUNNERS:
         assert sizes[image(service, TAG)] <= 0.9, sizes
     return sizes
 

@@ -75,20 +75,22 @@ def test_a_classifier_is_calibrated_on_validation_rows_and_its_card_says_so(mode
 
 
 def test_the_large_tier_carries_its_tuned_encoder_and_its_card_names_the_other_domain(model_store):
-    """Fine-tuning changes the MiniLM layers above the frozen ones and nothing below; the
-    version's encoder/ holds those weights (what serving loads), beside the tuning curve."""
+    """Fine-tuning changes the MiniLM layers above the frozen ones and nothing below (but the
+    rounding to the stored dtype); the version's encoder/ holds those weights (what serving
+    loads), beside the tuning curve."""
     import torch
     from safetensors.torch import load_file
 
     from tiffin import families
-    from tiffin.families import minilm
+    from tiffin.families import bert, minilm
     from train import datasets
 
     stored, _ = families.load(minilm.FAMILY, torch.device("cpu"))
     tuned = load_file(str(stored.path / stored.config["encoder_dir"] / "model.safetensors"))
     shipped = load_file(str(datasets.minilm_dir() / "model.safetensors"))
     frozen = stored.metadata["params"]["finetune"]["frozen_layers"]
-    changed = {int(name.split(".")[2]) for name, t in tuned.items() if not torch.equal(t, shipped[name])}
+    assert {t.dtype for t in tuned.values()} == {bert.STORED_DTYPE}
+    changed = {int(name.split(".")[2]) for name, t in tuned.items() if not torch.equal(t, shipped[name].to(t.dtype))}
     assert changed == set(range(frozen, 6))
     assert Image.open(stored.path / "finetune_curve.png").format == "PNG"
     _, _, sha256 = datasets.amazon_snippets()

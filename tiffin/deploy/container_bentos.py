@@ -10,10 +10,9 @@ What each gets instead of its bentofile's `docker`/`python` (`make containerize`
 - the local Debian base image that `make base-image` makes (it trusts the host's CA
   certificates) and bentos/container/Dockerfile.j2, BentoML's Dockerfile with the install in
   a stage of its own (no wheel, uv or cache left in the image);
-- the serving torch wheel (tiffin/deploy/slim_torch.py) and the `serve` pins; images that run
-  no MiniLM leave out transformers and tokenizers and take the wheel whose metadata drops
-  sympy, networkx and setuptools (only torch.compile, torch.fx shapes and transformers' BERT
-  import them): the image runner's image is ~0.85 GB against 1.2 GB with them;
+- the `serve` pins, with serving copies of the torch and tokenizers wheels
+  (tiffin/deploy/slim_wheel.py) whose metadata drops what no served model imports (SLIMMED);
+  images that run no MiniLM leave out its tokenizer too;
 - TIFFIN_LOG_FORMAT=json: one JSON object per log line.
 
 Every image runs its bento's service with no arguments, or any one service of its bento
@@ -22,6 +21,7 @@ with `start-http-server` and BENTOML_SERVE_SERVICE_NAME (tiffin/deploy/container
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build/container"
-BASE_IMAGE = "localhost/tiffin-base:bookworm"
-WHEEL = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+BASE_IMAGE = "localhost/tiffin-base:bookworm-2"  # bentos/container/base-image.sh makes it
+DOWNLOADS = ROOT / "build/wheels"  # the pinned wheels as published
+WHEEL_DIR = "build/wheels/slim"  # their serving copies (tiffin/deploy/slim_wheel.py)
+# What a serving copy's metadata no longer requires: nothing a served model imports (each
+# image is measured serving without them: decision 016). sympy and networkx serve
+# torch.compile and torch.fx shapes, setuptools C++ extensions; huggingface-hub (with
+# hf-xet, 19 MB) serves tokenizers' from_pretrained, and tiffin reads tokenizer.json itself.
+SLIMMED = {"torch": {"sympy", "networkx", "setuptools"}, "tokenizers": {"huggingface-hub"}}
 # what a service that runs no MiniLM model never imports
-MINILM_ONLY = ("transformers", "tokenizers")
-COMPILE_ONLY = "sympy,networkx,setuptools"
+MINILM_ONLY = ("tokenizers",)
 # name -> (its bentofile, whether a MiniLM model runs in it)
 IMAGES: dict[str, tuple[str, bool]] = {
     "tiffin": ("bentofile.yaml", True),
@@ -47,28 +52,50 @@ IMAGES: dict[str, tuple[str, bool]] = {
 SPLIT = tuple(name for name in IMAGES if name != "tiffin")
 
 
-def wheel_dir(minilm: bool) -> str:
-    return "build/wheels/slim" if minilm else "build/wheels/slim-lite"
-
-
 def requirements_file(minilm: bool) -> str:
     return "build/requirements-cpu.txt" if minilm else "build/requirements-cpu-lite.txt"
 
 
-def prepare(minilm: bool) -> None:
-    """The serving wheel and the requirements a container bento names (made when missing or
-    older than their sources)."""
-    from tiffin.deploy import requirements, slim_torch
+def pins(minilm: bool) -> list[str]:
+    from tiffin.deploy import requirements
 
-    source = ROOT / "build/wheels" / WHEEL
-    wheel = ROOT / wheel_dir(minilm) / WHEEL
-    tool = Path(slim_torch.__file__)
-    if not wheel.exists() or wheel.stat().st_mtime < max(source.stat().st_mtime, tool.stat().st_mtime):
-        slim_torch.slim(source, wheel.parent, set() if minilm else set(COMPILE_ONLY.split(",")))
-    pins = [f"./wheels/{WHEEL}" if p.startswith("torch==") else p for p in requirements.pins()]
-    if not minilm:
-        pins = [p for p in pins if not p.startswith(tuple(f"{m}==" for m in MINILM_ONLY))]
-    (ROOT / requirements_file(minilm)).write_text("\n".join(pins) + "\n")
+    return [p for p in requirements.pins() if minilm or p.split("==")[0] not in MINILM_ONLY]
+
+
+def serving_wheel(pin: str) -> Path:
+    """The serving copy of `pin`'s wheel (NAME==VERSION), made when missing or older than its
+    download or the tool; pip downloads the wheel when build/wheels lacks it (on our
+    machines pip finds the local CPU torch; elsewhere PIP_INDEX_URL=https://download.pytorch.org/whl/cpu
+    gets the CPU build)."""
+    from tiffin.deploy import slim_wheel
+
+    name, version = pin.split("==")
+    found = sorted(DOWNLOADS.glob(f"{name}-{version}[-+]*.whl"))
+    if not found:
+        pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(DOWNLOADS), pin]
+        subprocess.run(pip, check=True, stdout=sys.stderr)  # stdout: the names make reads
+        found = sorted(DOWNLOADS.glob(f"{name}-{version}[-+]*.whl"))
+    source = found[-1]
+    wheel = ROOT / WHEEL_DIR / source.name
+    if not wheel.exists() or wheel.stat().st_mtime < max(source.stat().st_mtime, Path(slim_wheel.__file__).stat().st_mtime):
+        slim_wheel.slim(source, wheel.parent, SLIMMED[name])
+    return wheel
+
+
+def wheels(minilm: bool) -> dict[str, str]:
+    """The serving wheels a container bento carries: distribution name -> path from the
+    repository root."""
+    named = {pin.split("==")[0]: pin for pin in pins(minilm)}
+    return {name: f"{WHEEL_DIR}/{serving_wheel(pin).name}" for name, pin in named.items() if name in SLIMMED}
+
+
+def prepare(minilm: bool) -> None:
+    """The serving wheels and the requirements a container bento names: the pins, with the
+    slimmed wheels' files in place of their names."""
+    carried = wheels(minilm)
+    named = {pin.split("==")[0]: pin for pin in pins(minilm)}
+    lines = [f"./wheels/{Path(carried[name]).name}" if name in carried else pin for name, pin in named.items()]
+    (ROOT / requirements_file(minilm)).write_text("\n".join(lines) + "\n")
 
 
 def bentofile(name: str) -> dict[str, Any]:
@@ -80,7 +107,7 @@ def bentofile(name: str) -> dict[str, Any]:
     spec["python"] = {
         "requirements_txt": requirements_file(minilm),
         "lock_packages": False,
-        "wheels": [f"{wheel_dir(minilm)}/{WHEEL}"],
+        "wheels": list(wheels(minilm).values()),
     }
     spec["envs"] = [{"name": "TIFFIN_LOG_FORMAT", "value": "json"}]
     spec["docker"] = {"base_image": BASE_IMAGE, "dockerfile_template": "bentos/container/Dockerfile.j2"}

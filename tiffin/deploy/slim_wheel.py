@@ -1,15 +1,16 @@
-"""A serving copy of the torch wheel for the container images: the same build without what
-eager inference never loads, so each image carries ~300 MB less (docs/decisions/016-image-sizes.md).
+"""A serving copy of a wheel for the container images (torch's, tokenizers'): the same build
+without what eager inference never loads, so each image carries ~300 MB less
+(docs/decisions/016-image-sizes.md).
 
-    python -m tiffin.deploy.slim_torch IN.whl OUT_DIR [--drop-requires sympy,networkx,setuptools]
+    python -m tiffin.deploy.slim_wheel IN.whl OUT_DIR [--drop-requires sympy,networkx,setuptools]
 
 Left out: the C++ test binaries (torch/test, torch/bin except torch_shm_manager, which
 tensor sharing between processes starts) and the C++ headers (torch/include: only
 torch.compile's C++ code generation and C++ extensions read them, and the images use
 neither); the shared libraries' symbol tables are stripped (`strip --strip-unneeded`, from
 binutils: their code is unchanged). --drop-requires removes dependencies from the wheel's
-metadata for images that never import them (sympy and networkx serve torch.compile, torch.fx
-shapes and transformers' BERT; setuptools serves C++ extensions). RECORD is written anew.
+metadata for images that never import them (sympy and networkx serve torch.compile and
+torch.fx shapes; setuptools serves C++ extensions). RECORD is written anew.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 LEFT_OUT = ("torch/test/", "torch/include/", "torch/bin/")
 KEPT_IN_BIN = ("torch/bin/torch_shm_manager",)
@@ -42,11 +46,12 @@ def stripped(data: bytes) -> bytes:
 
 
 def metadata(text: str, drop: set[str]) -> str:
+    dropped = {canonicalize_name(d) for d in drop}
+
     def keep(line: str) -> bool:
         if not line.startswith("Requires-Dist:"):
             return True
-        name = line.split(":", 1)[1].strip().split(";")[0]
-        return not any(name.lower().startswith(d) and not name[len(d) :][:1].isalnum() for d in drop)
+        return canonicalize_name(Requirement(line.split(":", 1)[1].strip()).name) not in dropped
 
     return "".join(line for line in text.splitlines(keepends=True) if keep(line))
 
@@ -58,7 +63,7 @@ def record_line(name: str, data: bytes) -> str:
 
 def slim(wheel: Path, out_dir: Path, drop: set[str]) -> Path:
     if not shutil.which("strip"):
-        sys.exit("slim_torch: needs `strip` (Debian package binutils)")
+        sys.exit("slim_wheel: needs `strip` (Debian package binutils)")
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / wheel.name
     record, saved = [], 0
