@@ -7,8 +7,9 @@ BENTOML := $(VENV)/bin/bentoml
 PORT ?= 3000
 STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
-# `make bench`'s HTTP load generator: C, so the client costs little of a 2-core machine.
+# `make bench`'s HTTP and gRPC load generators: C, so the client costs little of a 2-core machine.
 WRK := /usr/bin/wrk
+H2LOAD := /usr/bin/h2load
 # The playground's browser test: Debian's Chromium and its ChromeDriver (no browser download).
 CHROMEDRIVER := /usr/bin/chromedriver
 # The monitoring test: Debian's Prometheus and promtool (bentos/deploy/monitoring/).
@@ -22,13 +23,14 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: install data serve train train-quick cascade-report test test-unit lint format proto bench bench-coldstart bench-gpu-prep build deploy k8s container-tools base-image containerize containerize-split
 
-install: $(STAMP) $(FASHION_MNIST) $(WRK) $(CHROMEDRIVER) $(PROMTOOL)
+install: $(STAMP) $(FASHION_MNIST) $(WRK) $(H2LOAD) $(CHROMEDRIVER) $(PROMTOOL)
 
-# Debian packages, in one apt run: the data set, the bench's load generator, the browser
-# (and its driver) the playground's test drives, and Prometheus for the monitoring test.
-$(FASHION_MNIST) $(WRK) $(CHROMEDRIVER) $(PROMTOOL) &:
+# Debian packages, in one apt run: the data set, the bench's load generators (wrk; h2load in
+# nghttp2-client), the browser (and its driver) the playground's test drives, and Prometheus
+# for the monitoring test.
+$(FASHION_MNIST) $(WRK) $(H2LOAD) $(CHROMEDRIVER) $(PROMTOOL) &:
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist wrk chromium chromium-driver prometheus
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist wrk nghttp2-client chromium chromium-driver prometheus
 
 # torch goes in first and alone: with it present, nothing else can pull a CUDA build.
 $(STAMP): pyproject.toml

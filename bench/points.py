@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from bench import wrk
+from bench import h2load, wrk
 from bench.loadgen import Send, closed_loop
 from bench.wrk import HttpLoad
 
@@ -102,12 +102,22 @@ def batch_counters(url: str, series: str, label: str | None = None) -> tuple[flo
     return values["sum"], values["count"]
 
 
+def not_answered(url: str, model: str) -> float:
+    """Requests a server's `model` took and did not answer (outcome busy, bad_request or error in
+    tiffin_model_requests_total): the failed RPCs that h2load counts as answered."""
+    import httpx
+
+    text = httpx.get(url + "/metrics", timeout=10).text
+    pattern = rf'^tiffin_model_requests_total\{{(?=[^}}]*model="{re.escape(model)}")(?![^}}]*outcome="ok")[^}}]*\}} ([0-9.e+]+)$'
+    return sum(float(v) for v in re.findall(pattern, text, re.M))
+
+
 CLIENT = "wrk" if wrk.available() else "aiohttp"  # --client overrides
 
 
 async def run_point(
     label: str,
-    load: HttpLoad | Send,
+    load: HttpLoad | h2load.GrpcLoad | Send,
     concurrency: int,
     seconds: float,
     pid: int | None,
@@ -116,12 +126,15 @@ async def run_point(
     **extra,
 ) -> dict:
     """One closed-loop measurement. `load` is a fixed POST (sent by wrk, or by aiohttp where
-    wrk is missing) or a coroutine function, named by `sender`, for what wrk cannot send (gRPC);
+    wrk is missing), a fixed gRPC call (sent by h2load), or a coroutine function, named by
+    `sender`, for what neither can send;
     `batches` = (metrics url, histogram, runner) to read the mean batch from."""
     b0 = batch_counters(*batches) if batches else None
     with Usage(pid) as usage:
         if isinstance(load, HttpLoad) and CLIENT == "wrk":
             row, usage.child_cpu = wrk.closed_loop(label, load, concurrency, seconds)
+        elif isinstance(load, h2load.GrpcLoad):
+            row, usage.child_cpu = h2load.closed_loop(label, load, concurrency, seconds)
         elif isinstance(load, HttpLoad):
             async with session() as http:
                 row = (await closed_loop(label, poster(http, load), concurrency, seconds)).row() | {"client": "aiohttp"}

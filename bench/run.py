@@ -13,7 +13,8 @@
    ResNet-50-sized benchmark model; the CPU goal's ratio comes from pairs of (raw model at
    its best batch, hot path at 64 clients) measured back to back, its median pair;
 4. the whole API (`services.api:Tiffin`): typed HTTP (PNG upload), OIP REST (binary tensor)
-   and OIP gRPC;
+   and OIP gRPC (load from h2load, nghttp2's C load generator, where installed; grpc.aio
+   otherwise);
 5. baselines with the same model: one forward per request behind plain Starlette ("seed"),
    and stock `@bentoml.api(batchable=True)` with BentoML's default knobs;
 
@@ -37,8 +38,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench import points
-from bench.points import multipart, run_point
+from bench import h2load, points
+from bench.points import multipart, not_answered, run_point
 from bench.wrk import HttpLoad
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,9 +179,19 @@ async def bench_api(server, concurrencies, seconds) -> list[dict]:
         await stub.ModelInfer(grpc_request, timeout=60)
         return True
 
+    # h2load where installed (make install): grpc.aio as the client took more CPU than the server
+    grpc_load = (
+        h2load.GrpcLoad(server.grpc_target, "/inference.GRPCInferenceService/ModelInfer", grpc_request.SerializeToString())
+        if h2load.available()
+        else oip_grpc
+    )
     for c in concurrencies:
-        for label, load in (("typed-http", typed), ("oip-rest", oip_rest), ("oip-grpc", oip_grpc)):
-            rows.append(await run_point(label, load, c, seconds, server.proc.pid, batches, sender="grpc.aio"))
+        for label, load in (("typed-http", typed), ("oip-rest", oip_rest), ("oip-grpc", grpc_load)):
+            failed = not_answered(server.url, "fashion-cnn")
+            row = await run_point(label, load, c, seconds, server.proc.pid, batches, sender="grpc.aio")
+            if isinstance(load, h2load.GrpcLoad):  # a failed RPC is a 200 to h2load: the server counts it
+                row["errors"] += int(not_answered(server.url, "fashion-cnn") - failed)
+            rows.append(row)
     await channel.close()
     return rows
 
@@ -336,7 +347,7 @@ def main() -> None:
         "--client",
         choices=["wrk", "aiohttp"],
         default=points.CLIENT,
-        help="load generator for HTTP points (default: wrk where installed; gRPC always uses grpc.aio)",
+        help="load generator for HTTP points (default: wrk where installed; gRPC uses h2load where installed, else grpc.aio)",
     )
     args = parser.parse_args()
     points.CLIENT = args.client
