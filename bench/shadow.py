@@ -25,8 +25,8 @@ from tiffin.families import fashion
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _served_shadow(url: str, series: str = "tiffin_shadow_compared_total") -> float:
-    """A shadow series summed over every label set (compared: rises once the workers shadow)."""
+def _series_total(url: str, series: str = "tiffin_shadow_compared_total") -> float:
+    """A series summed over every label set (shadow compared: rises once the workers shadow)."""
     total = 0.0
     for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
         if line.startswith(series + "{"):
@@ -63,13 +63,13 @@ async def shadow_cost(png: bytes, seconds: float, rounds: int = 2) -> list[dict]
                 for mode in ("off", "on"):
                     if mode == "on":
                         _start_shadow(server.url, home, other, body, headers)
-                        before = _served_shadow(server.url), _served_shadow(server.url, "tiffin_model_requests_total")
+                        before = _series_total(server.url), _series_total(server.url, "tiffin_model_requests_total")
                     row = await run_point(f"image, shadow {mode} round {i + 1}", load, 16, seconds, server.proc.pid)
                     p99[mode].append(row["p99_ms"])
                     if mode == "on":
                         time.sleep(0.5)  # the shadow's queue drains
-                        compared += _served_shadow(server.url) - before[0]
-                        answered += _served_shadow(server.url, "tiffin_model_requests_total") - before[1]
+                        compared += _series_total(server.url) - before[0]
+                        answered += _series_total(server.url, "tiffin_model_requests_total") - before[1]
                         _move(home, "shadow", "fashion-cnn", "--off", "--why", "bench")
                         time.sleep(2)  # every worker has read the book again
     off, on = statistics.median(p99["off"]), statistics.median(p99["on"])
@@ -92,9 +92,9 @@ def store_versions(home: Path, primary: str) -> str:
 
 
 def _start_shadow(url: str, home: Path, version: str, body: bytes, headers: dict) -> None:
-    before = _served_shadow(url)
+    before = _series_total(url)
     _move(home, "shadow", "fashion-cnn", version, "--percent", "100", "--why", "bench")
-    _wait(lambda: _served_shadow(url) > before or _poke(url, body, headers))
+    _wait(lambda: _series_total(url) > before or _poke(url, body, headers))
     time.sleep(1.5)  # every worker has read the book
 
 
