@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from tiffin import store
+from tiffin.families import frozen
 from tiffin.families.base import Family, Predictor
 from tiffin.families.signature import OIPError, Signature, TensorSpec, items
 from tiffin.wire import catalog
@@ -95,12 +96,18 @@ class DemandPredictor(Predictor):
         super().__init__(model_dir, config, device)
         self.encoder = FeatureEncoder.from_json(config["encoder"])
         self.model = store.load_weights(DemandMLP(config["inputs"], config["hidden"]), model_dir, device)
+        rng = torch.Generator().manual_seed(0)
+        examples = [torch.randn((n, config["inputs"]), generator=rng) for n in (2, 1, 3)]
+        self.frozen = frozen.on_cpu(device, self.forward, self.model, examples)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return to_counts(self.model(x)).float()
 
     @torch.inference_mode()
     def __call__(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
         columns = {name: [row[name] for row in rows] for name in FEATURES}
         x = torch.as_tensor(self.encoder.encode(columns)).to(self.device)
-        return to_counts(self.model(x)).float().cpu().numpy()
+        return (self.forward if self.frozen is None else self.frozen)(x).cpu().numpy()
 
     def warmup(self) -> None:
         self([catalog.EXAMPLE_DEMAND_ROW] * 4)

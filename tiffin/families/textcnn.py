@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from tiffin import store
+from tiffin.families import frozen
 from tiffin.families.base import Family, Predictor, tempered
 from tiffin.families.signature import OIPError, Signature, TensorSpec, class_tensors, items
 from tiffin.wire import catalog
@@ -115,11 +116,18 @@ class TextCNNPredictor(SentimentPredictor):
         self.vocab = Vocabulary.from_json(config["vocab"])
         net = TextCNN(len(self.vocab), config["dim"], config["filters"], config["widths"], len(config["labels"]))
         self.model = tempered(store.load_weights(net, model_dir, device), config)
+        # texts of other lengths in batches of other sizes: the graph must not keep either
+        said = ["a warm-up sentence for the model", "bad", "a long and winding review of a film that goes on and on for a while"]
+        examples = [self.vocab.encode(said[:2]), self.vocab.encode(said[1:2]), self.vocab.encode(said[::-1])]
+        self.frozen = frozen.on_cpu(device, self.forward, self.model, examples)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(ids), dim=1).float()
 
     @torch.inference_mode()
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         ids = self.vocab.encode(texts).to(self.device)
-        return torch.softmax(self.model(ids), dim=1).float().cpu().numpy()
+        return (self.forward if self.frozen is None else self.frozen)(ids).cpu().numpy()
 
 
 def oip_texts(inputs: dict[str, np.ndarray]) -> list[str]:

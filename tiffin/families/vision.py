@@ -3,8 +3,9 @@ probabilities, run the fastest way the device allows (docs/decisions/003-image-p
 
 On CUDA the weights are fp16, the uint8 batch (4x smaller than floats) goes from pinned
 memory without blocking and is normalised on the GPU, and the pass replays as a CUDA graph
-(tiffin/families/cuda_graphs.py); on CPU it stays float32 and eager. Both run channels_last,
-with each BatchNorm folded into the convolution before it.
+(tiffin/families/cuda_graphs.py); on CPU it stays float32 and runs as one frozen TorchScript
+graph, which holds the GIL only on entry and exit (tiffin/families/frozen.py). Both run
+channels_last, with each BatchNorm folded into the convolution before it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from tiffin import config, store
-from tiffin.families import cuda_graphs
+from tiffin.families import cuda_graphs, frozen
 from tiffin.families.base import Predictor, tempered
 from tiffin.wire import images
 
@@ -44,6 +45,10 @@ class ImagePredictor(Predictor):
         net = fold_batchnorm(tempered(store.load_weights(self.network(config), model_dir, device), config))
         self.model = net.to(dtype=self.dtype, memory_format=torch.channels_last)
         self.graphed: cuda_graphs.GraphedForward | None = None
+        # random pixels: the check that the graph answers as eager does must see rows that differ
+        rng = torch.Generator().manual_seed(0)
+        examples = [torch.randint(0, 256, (n, *self.input_shape), dtype=torch.uint8, generator=rng) for n in (2, 1, 3)]
+        self.frozen = frozen.on_cpu(device, self.forward, self.model, examples)
 
     @property
     def classes(self) -> list[str]:
@@ -69,7 +74,7 @@ class ImagePredictor(Predictor):
         x = torch.from_numpy(np.require(pixels, None, ("C", "W")))
         if self.cuda:
             x = x.pin_memory().to(self.device, non_blocking=True)
-        return self.forward(x).cpu().numpy()
+        return (self.forward if self.frozen is None else self.frozen)(x).cpu().numpy()
 
     def warmup(self) -> None:
         settings = config.settings()
