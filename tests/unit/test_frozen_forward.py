@@ -4,6 +4,9 @@ runs eager."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -56,3 +59,16 @@ def test_a_forward_that_depends_on_its_input_runs_eager():
     examples = [torch.ones(2, 4), -torch.ones(3, 4)]
     assert frozen.freeze(forward, net, examples) is None
     assert frozen.freeze(net.forward, net, examples) is not None
+
+
+def test_the_forward_freezes_where_sympy_is_not_installed():
+    """The serving images leave sympy out (decision 016); freezing must not import it."""
+    code = (
+        "import sys; sys.modules['sympy'] = None; sys.modules['networkx'] = None\n"
+        "import torch\n"
+        "from tiffin.families import frozen\n"
+        "net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())\n"
+        "assert frozen.freeze(net.forward, net, [torch.randn(2, 1, 8, 8), torch.randn(3, 1, 8, 8)]) is not None\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

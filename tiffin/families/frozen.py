@@ -57,7 +57,10 @@ def freeze(forward: Callable[[torch.Tensor], torch.Tensor], net: torch.nn.Module
         with torch.inference_mode(), warnings.catch_warnings():
             # trace and freeze warn that TorchScript is deprecated; the module docstring says why we use it
             warnings.simplefilter("ignore")
-            graph = Frozen(torch.jit.freeze(torch.jit.trace(_Forward(net.eval(), forward).eval(), examples[0])))
+            # check_trace off: our check below does its work, and its comparison imports sympy,
+            # which the serving images leave out (docs/decisions/016-image-sizes.md)
+            traced = torch.jit.trace(_Forward(net.eval(), forward).eval(), examples[0], check_trace=False)
+            graph = Frozen(torch.jit.freeze(traced))
             for x in examples:
                 if not torch.allclose(graph(x), forward(x), atol=1e-5, rtol=1e-4):
                     log.warning("the frozen forward differs from the eager one at batch %d; running eager", len(x))
