@@ -76,12 +76,13 @@ def raw_model(
             counts = [0] * streams
             start = time.perf_counter()
 
-            def stream(i: int, batch, start: float, counts: list[int]) -> None:
+            def stream(i: int, batch, start: float, counts: list[int], t: int) -> None:
+                torch.set_num_threads(t)  # OpenMP's count is per thread, as on a model thread
                 while time.perf_counter() - start < seconds or counts[i] < 2:
                     predictor(batch)
                     counts[i] += 1
 
-            workers = [threading.Thread(target=stream, args=(i, batch, start, counts)) for i in range(streams)]
+            workers = [threading.Thread(target=stream, args=(i, batch, start, counts, t)) for i in range(streams)]
             for w in workers:
                 w.start()
             for w in workers:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
+import os
+
 import pytest
 import torch
 
 from tiffin.config import Settings
 from tiffin.runtime import layout
+from tiffin.runtime.batcher import Batcher
 
 CPU, GPU = torch.device("cpu"), torch.device("cuda")
 SMALL, LARGE = 2 * 1024 * 1024, 100 * 1024 * 1024  # the Fashion-MNIST CNN, ResNet-50
@@ -39,3 +44,39 @@ def test_environment_overrides():
     assert plan(CPU, SMALL, **env) == (1, 1, 4)
     env["TIFFIN_TORCH_THREADS"] = "3"
     assert plan(CPU, LARGE, **env) == (1, 1, 3)
+
+
+def _openmp_threads() -> int:
+    """omp_get_max_threads() of the calling thread, from the OpenMP runtime torch loaded."""
+    with open("/proc/self/maps") as maps:
+        path = next(line.split()[-1] for line in maps if "libgomp" in line or "libiomp" in line)
+    return ctypes.CDLL(path).omp_get_max_threads()
+
+
+def test_a_model_thread_runs_torch_with_the_process_s_thread_count():
+    torch.zeros(1).add_(1)  # torch's OpenMP runtime loaded
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seen: dict[str, int] = {}
+
+        def record(name):
+            def fn(batch):
+                seen[name] = _openmp_threads()
+                return batch
+
+            return fn
+
+        async def one(batcher):
+            try:
+                return await batcher.submit(0)
+            finally:
+                batcher.close()
+
+        asyncio.run(one(Batcher(record("set"), collate=list, on_start=layout.torch_threads_here())))
+        asyncio.run(one(Batcher(record("unset"), collate=list)))
+    finally:
+        torch.set_num_threads(before)
+    assert seen["set"] == 1
+    if (os.cpu_count() or 1) > 1:  # the failure this guards against: OpenMP's default, a thread per core
+        assert seen["unset"] == os.cpu_count()

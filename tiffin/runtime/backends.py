@@ -29,7 +29,7 @@ import numpy as np
 from tiffin import families, store
 from tiffin.config import settings
 from tiffin.families import Family
-from tiffin.runtime import cache, drift
+from tiffin.runtime import cache, drift, layout
 from tiffin.runtime.batcher import Batcher, Overloaded
 from tiffin.runtime.metrics import ModelMetrics
 from tiffin.versions import traffic
@@ -132,6 +132,7 @@ class InProcess(Backend):
             threads=threads,
             collate=np.stack if family.kind == "image" else list,
             nice=nice,
+            on_start=layout.torch_threads_here(),
         )
 
     @property

@@ -120,14 +120,16 @@ class Batcher:
         threads: int = 1,
         collate: Callable[[Sequence[Any]], Any] = np.stack,
         nice: int = 0,
+        on_start: Callable[[], None] | None = None,
     ):
         """`on_batch(size, compute_seconds, oldest_wait_seconds)` runs on the model thread
         after each batch that succeeded: metrics are counted once per batch, off the event loop.
         `threads` model threads take batches from the one queue side by side. `collate` makes
         the queued items one batch for `fn` (default: stacks arrays). `nice` > 0 lowers the
-        model threads' OS priority (a shadow's: the kernel runs them when the others wait)."""
+        model threads' OS priority (a shadow's: the kernel runs them when the others wait).
+        `on_start()` runs first on each model thread (per-thread settings, e.g. torch's threads)."""
         self.fn, self.collate, self.max_batch, self.max_wait = fn, collate, max_batch, max_wait_ms / 1000
-        self.on_batch, self.nice = on_batch, nice
+        self.on_batch, self.nice, self.on_start = on_batch, nice, on_start
         self.max_queue, self.deadline = max_queue, deadline_s
         self._queue: collections.deque[_Entry] = collections.deque()
         self._cv = threading.Condition()
@@ -214,6 +216,8 @@ class Batcher:
                     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
             except OSError as exc:
                 log.warning("could not lower the priority of %s: %s", threading.current_thread().name, exc)
+        if self.on_start is not None:
+            self.on_start()
         self._run()
 
     def _run(self) -> None:
