@@ -86,30 +86,35 @@ class Usage:
         }
 
 
-def batch_counters(url: str, series: str, label: str | None = None) -> tuple[float, float]:
-    """(sum, count) of a batch-size histogram on a server's /metrics, over the series whose
-    labels hold `label` (e.g. 'model="fashion-cnn"'; None: all)."""
+# one sample line of Prometheus' text format: name, {labels} (optional), value
+_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})? (\S+)$", re.M)
+
+
+def samples(url: str) -> list[tuple[str, str, float]]:
+    """Every sample on a server's /metrics, read once: (series, its labels as written, value)."""
     import httpx
 
     text = httpx.get(url + "/metrics", timeout=10).text
-    values = {}
-    for kind in ("sum", "count"):
-        total = 0.0
-        for labels, value in re.findall(rf"^{series}_{kind}(\{{[^}}]*\}})? ([0-9.e+]+)$", text, re.M):
-            if label is None or label in labels:
-                total += float(value)
-        values[kind] = total
-    return values["sum"], values["count"]
+    return [(name, labels, float(value)) for name, labels, value in _SAMPLE.findall(text)]
+
+
+def total(read: list[tuple[str, str, float]], series: str, *labels: str) -> float:
+    """`series` summed over the label sets that hold every one of `labels` (e.g. 'model="x"')."""
+    return sum(value for name, have, value in read if name == series and all(label in have for label in labels))
+
+
+def batch_counters(url: str, series: str, label: str | None = None) -> tuple[float, float]:
+    """(sum, count) of a batch-size histogram on a server's /metrics, over the series whose
+    labels hold `label` (e.g. 'model="fashion-cnn"'; None: all)."""
+    read, wanted = samples(url), (label,) if label else ()
+    return total(read, series + "_sum", *wanted), total(read, series + "_count", *wanted)
 
 
 def not_answered(url: str, model: str) -> float:
     """Requests a server's `model` took and did not answer (outcome busy, bad_request or error in
     tiffin_model_requests_total): the failed RPCs that h2load counts as answered."""
-    import httpx
-
-    text = httpx.get(url + "/metrics", timeout=10).text
-    pattern = rf'^tiffin_model_requests_total\{{(?=[^}}]*model="{re.escape(model)}")(?![^}}]*outcome="ok")[^}}]*\}} ([0-9.e+]+)$'
-    return sum(float(v) for v in re.findall(pattern, text, re.M))
+    read, of = samples(url), f'model="{model}"'
+    return total(read, "tiffin_model_requests_total", of) - total(read, "tiffin_model_requests_total", of, 'outcome="ok"')
 
 
 CLIENT = "wrk" if wrk.available() else "aiohttp"  # --client overrides

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.points import multipart, run_point
+from bench.points import multipart, run_point, samples, total
 from bench.wrk import HttpLoad
 from tiffin import store
 from tiffin.families import fashion
@@ -25,13 +25,14 @@ from tiffin.families import fashion
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _series_total(url: str, series: str = "tiffin_shadow_compared_total") -> float:
-    """A series summed over every label set (shadow compared: rises once the workers shadow)."""
-    total = 0.0
-    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
-        if line.startswith(series + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+def _compared(url: str) -> float:
+    """Answers the shadow has compared, summed over every label set: rises once the workers shadow."""
+    return total(samples(url), "tiffin_shadow_compared_total")
+
+
+def _compared_and_answered(url: str) -> tuple[float, float]:
+    read = samples(url)
+    return total(read, "tiffin_shadow_compared_total"), total(read, "tiffin_model_requests_total")
 
 
 def _move(home: Path, *args: str) -> None:
@@ -63,13 +64,13 @@ async def shadow_cost(png: bytes, seconds: float, rounds: int = 2) -> list[dict]
                 for mode in ("off", "on"):
                     if mode == "on":
                         _start_shadow(server.url, home, other, body, headers)
-                        before = _series_total(server.url), _series_total(server.url, "tiffin_model_requests_total")
+                        before = _compared_and_answered(server.url)
                     row = await run_point(f"image, shadow {mode} round {i + 1}", load, 16, seconds, server.proc.pid)
                     p99[mode].append(row["p99_ms"])
                     if mode == "on":
                         time.sleep(0.5)  # the shadow's queue drains
-                        compared += _series_total(server.url) - before[0]
-                        answered += _series_total(server.url, "tiffin_model_requests_total") - before[1]
+                        after = _compared_and_answered(server.url)
+                        compared, answered = compared + after[0] - before[0], answered + after[1] - before[1]
                         _move(home, "shadow", "fashion-cnn", "--off", "--why", "bench")
                         time.sleep(2)  # every worker has read the book again
     off, on = statistics.median(p99["off"]), statistics.median(p99["on"])
@@ -92,9 +93,9 @@ def store_versions(home: Path, primary: str) -> str:
 
 
 def _start_shadow(url: str, home: Path, version: str, body: bytes, headers: dict) -> None:
-    before = _series_total(url)
+    before = _compared(url)
     _move(home, "shadow", "fashion-cnn", version, "--percent", "100", "--why", "bench")
-    _wait(lambda: _series_total(url) > before or _poke(url, body, headers))
+    _wait(lambda: _compared(url) > before or _poke(url, body, headers))
     time.sleep(1.5)  # every worker has read the book
 
 
