@@ -240,10 +240,9 @@ class FrontDoor:
         """A task's submission, checked before BentoML queues it: BentoML answers 200 with a
         task id for any body and only the task then fails, so a caller learns of a wrong
         field later, if ever. The body goes on to BentoML unchanged."""
-        if media_type(scope) != "application/json":
-            return await send_json(
-                send, 415, {"error": f"{path} takes application/json, got {media_type(scope) or 'no Content-Type'}"}
-            )
+        wrong = _wrong_media(path, "application/json", media_type(scope))
+        if wrong is not None:
+            return await send_json(send, 415, wrong)
         try:
             data = await read_body(scope, receive, TASK_BODY_LIMIT)
         except BodyError as exc:
@@ -286,10 +285,10 @@ class FrontDoor:
         await send({"type": "http.response.body", "body": body})
 
     async def _typed(self, scope, receive: Receive, send: Send, path: str, media: str, limit: int, handler: Handler) -> None:
-        sent = media_type(scope)
         headers: list[tuple[bytes, bytes]] = []
-        if sent != media:
-            status, body = 415, {"error": f"{path} takes {media}, got {sent or 'no Content-Type'}"}
+        wrong = _wrong_media(path, media, media_type(scope))
+        if wrong is not None:
+            status, body = 415, wrong
         else:
             try:
                 data = await read_body(scope, receive, limit)
@@ -322,6 +321,11 @@ class FrontDoor:
                 log.exception("%s failed", path)
                 status, body = 500, {"error": f"the model failed on this request ({type(exc).__name__}); try again"}
         await send_json(send, status, body, tuple(headers))
+
+
+def _wrong_media(path: str, wanted: str, sent: str) -> dict | None:
+    """The 415 answer's body where a route was sent another media type than it takes."""
+    return None if sent == wanted else {"error": f"{path} takes {wanted}, got {sent or 'no Content-Type'}"}
 
 
 # Open to anyone: the probes platforms call, and the static pages (docs, playground), which
