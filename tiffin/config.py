@@ -177,7 +177,7 @@ class Settings:
     malloc_tuning: bool = _env("TIFFIN_MALLOC_TUNING", on_off, True)
     gc_freeze: bool = _env("TIFFIN_GC_FREEZE", on_off, True)
     cuda_graphs: bool = _env("TIFFIN_CUDA_GRAPHS", on_off, True)
-    torchscript: bool = _env("TIFFIN_TORCHSCRIPT", on_off, True)  # CPU image forwards as one frozen graph
+    torchscript: bool = _env("TIFFIN_TORCHSCRIPT", on_off, True)  # CPU forwards as frozen graphs (019)
     cuda_graph_buckets: tuple[int, ...] = _env("TIFFIN_CUDA_GRAPH_BUCKETS", _buckets, CUDA_GRAPH_BUCKETS)
     log_format: str = _env("TIFFIN_LOG_FORMAT", _choice("plain", "json"), "plain")
     # training

@@ -98,7 +98,7 @@ class DemandPredictor(Predictor):
         self.model = store.load_weights(DemandMLP(config["inputs"], config["hidden"]), model_dir, device)
         rng = torch.Generator().manual_seed(0)
         examples = [torch.randn((n, config["inputs"]), generator=rng) for n in (2, 1, 3)]
-        self.frozen = frozen.on_cpu(device, self.forward, self.model, examples)
+        self.run = frozen.fastest(device, self.forward, self.model, examples)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return to_counts(self.model(x)).float()
@@ -107,7 +107,7 @@ class DemandPredictor(Predictor):
     def __call__(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
         columns = {name: [row[name] for row in rows] for name in FEATURES}
         x = torch.as_tensor(self.encoder.encode(columns)).to(self.device)
-        return (self.forward if self.frozen is None else self.frozen)(x).cpu().numpy()
+        return self.run(x).cpu().numpy()
 
     def warmup(self) -> None:
         self([catalog.EXAMPLE_DEMAND_ROW] * 4)

@@ -71,11 +71,12 @@ def freeze(forward: Callable[[torch.Tensor], torch.Tensor], net: torch.nn.Module
     return graph
 
 
-def on_cpu(
+def fastest(
     device: torch.device, forward: Callable[[torch.Tensor], torch.Tensor], net: torch.nn.Module, examples: list[torch.Tensor]
-) -> Frozen | None:
-    """`freeze` where the predictor runs on CPU and TIFFIN_TORCHSCRIPT leaves it on; None
-    elsewhere (a GPU runs CUDA graphs or eager)."""
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What a predictor should run: `forward` frozen where it runs on CPU and TIFFIN_TORCHSCRIPT
+    leaves it on and freezing works; else `forward` itself (a GPU runs CUDA graphs or eager)."""
     if device.type != "cpu" or not config.settings().torchscript:
-        return None
-    return freeze(forward, net, examples)
+        return forward
+    graph = freeze(forward, net, examples)
+    return forward if graph is None else graph

@@ -48,7 +48,7 @@ class ImagePredictor(Predictor):
         # random pixels: the check that the graph answers as eager does must see rows that differ
         rng = torch.Generator().manual_seed(0)
         examples = [torch.randint(0, 256, (n, *self.input_shape), dtype=torch.uint8, generator=rng) for n in (2, 1, 3)]
-        self.frozen = frozen.on_cpu(device, self.forward, self.model, examples)
+        self.run = frozen.fastest(device, self.forward, self.model, examples)
 
     @property
     def classes(self) -> list[str]:
@@ -74,7 +74,7 @@ class ImagePredictor(Predictor):
         x = torch.from_numpy(np.require(pixels, None, ("C", "W")))
         if self.cuda:
             x = x.pin_memory().to(self.device, non_blocking=True)
-        return (self.forward if self.frozen is None else self.frozen)(x).cpu().numpy()
+        return self.run(x).cpu().numpy()
 
     def warmup(self) -> None:
         settings = config.settings()
