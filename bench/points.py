@@ -112,9 +112,10 @@ def batch_counters(url: str, series: str, label: str | None = None) -> tuple[flo
 
 def not_answered(url: str, model: str) -> float:
     """Requests a server's `model` took and did not answer (outcome busy, bad_request or error in
-    tiffin_model_requests_total): the failed RPCs that h2load counts as answered."""
+    tiffin_model_requests_total): the failed RPCs that h2load counts as answered. Not `gone`:
+    the calls h2load leaves in flight when it stops are cancelled, not failed."""
     read, of = samples(url), f'model="{model}"'
-    return total(read, "tiffin_model_requests_total", of) - total(read, "tiffin_model_requests_total", of, 'outcome="ok"')
+    return sum(total(read, "tiffin_model_requests_total", of, f'outcome="{o}"') for o in ("busy", "bad_request", "error"))
 
 
 CLIENT = "wrk" if wrk.available() else "aiohttp"  # --client overrides

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from tiffin.runtime.batcher import Batcher, Overloaded
+from tiffin.runtime.batcher import CLIENT_GONE, Batcher, ClientGone, Overloaded
 
 
 def _double(batch: np.ndarray) -> np.ndarray:
@@ -226,3 +226,91 @@ def test_offered_items_are_answered_on_the_model_thread_beside_awaited_ones():
     batcher.close()
     assert seen[:2] == [(4.0, True), (6.0, True)]  # answered off the event loop's thread
     assert all(on_thread for _, on_thread in seen)
+
+
+def test_a_queued_request_whose_client_leaves_is_dropped_before_the_model_runs_it():
+    """Three requests queue behind a 0.2 s batch, each watching its own client; two clients
+    leave: theirs fail at once with ClientGone and never reach the model, the third is answered
+    and its watch ends with it. A request queued behind no long wait is not watched at all."""
+    ran: list = []
+
+    def slow(batch):
+        ran.extend(batch.tolist())
+        time.sleep(0.2)
+        return batch
+
+    dropped: list[int] = []
+    batcher = Batcher(slow, max_batch=1, on_drop=dropped.append)
+    watched: list[str] = []
+
+    async def run():
+        await batcher.submit(np.array([-1.0]))  # sets the pace: 0.2 s a batch
+        left = {i: asyncio.Event() for i in (1, 2, 3)}
+
+        async def request(i: int):
+            async def gone() -> bool:
+                watched.append(f"{i} watched")
+                try:
+                    await left[i].wait()
+                except asyncio.CancelledError:
+                    watched.append(f"{i} unwatched")
+                    raise
+                return True
+
+            CLIENT_GONE.set(gone)  # this task's context only, as a request's in a server
+            return await batcher.submit(np.array([float(i)]))
+
+        first = asyncio.ensure_future(request(0))  # an empty queue ahead: run at once, not watched
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(request(i)) for i in (1, 2, 3)]
+        await asyncio.sleep(0.02)
+        left[1].set()
+        left[2].set()
+        start = time.perf_counter()
+        gone = await asyncio.gather(queued[0], queued[1], return_exceptions=True)
+        assert time.perf_counter() - start < 0.1  # told at once, not when their batch would have come
+        assert all(isinstance(g, ClientGone) for g in gone), gone
+        (out, _), (kept, _) = await first, await queued[2]
+        assert float(out[0]) == 0.0 and float(kept[0]) == 3.0
+
+    asyncio.run(run())
+    batcher.close()
+    assert ran == [[-1.0], [0.0], [3.0]]  # the two that left cost the model nothing
+    assert sum(dropped) == 2  # counted once each, where they were dropped
+    assert "0 watched" not in watched and {"1 watched", "2 watched", "3 watched", "3 unwatched"} <= set(watched)
+
+
+def test_a_client_that_leaves_once_its_batch_runs_still_gets_the_batch_it_is_in():
+    """The watch ends after the model thread took the request: it runs and is answered as one
+    of its batch (counted once, as answered), not failed beside it nor counted as dropped."""
+    ran: list = []
+
+    def slow(batch):
+        ran.append(float(batch[0][0]))
+        time.sleep(0.2)
+        return batch
+
+    dropped: list[int] = []
+    batcher = Batcher(slow, max_batch=4, on_drop=dropped.append)
+
+    async def run():
+        await batcher.submit(np.array([-1.0]))  # sets the pace: 0.2 s a batch
+        left = asyncio.Event()
+
+        async def gone() -> bool:
+            await left.wait()
+            return True
+
+        CLIENT_GONE.set(gone)
+        first = asyncio.ensure_future(batcher.submit(np.array([1.0])))
+        await asyncio.sleep(0.02)
+        queued = asyncio.ensure_future(batcher.submit(np.array([2.0])))  # behind a running 0.2 s batch: watched
+        while len(ran) < 3:  # until its batch runs
+            await asyncio.sleep(0.01)
+        left.set()  # its client leaves while its batch runs
+        return await first, await queued
+
+    (one, _), (two, size) = asyncio.run(run())
+    batcher.close()
+    assert float(one[0]) == 1.0 and float(two[0]) == 2.0 and size == 1
+    assert ran == [-1.0, 1.0, 2.0] and dropped == []

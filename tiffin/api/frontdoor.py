@@ -31,8 +31,8 @@ from tiffin.api import keys
 from tiffin.api.endpoints import BadInput, Endpoints
 from tiffin.config import settings
 from tiffin.runtime import cache, loop_lag, payload_log
-from tiffin.runtime.asgi import BodyError, Receive, Send, media_type, read_body, send_json
-from tiffin.runtime.batcher import Overloaded
+from tiffin.runtime.asgi import GONE, BodyError, Receive, Send, media_type, read_body, send_json, watch_for_disconnect
+from tiffin.runtime.batcher import ClientGone, Overloaded
 from tiffin.runtime.remote import RunnerFailed
 from tiffin.versions import traffic
 from tiffin.wire.schemas import BatchJob, DemandFeatures, TextRequest
@@ -294,6 +294,7 @@ class FrontDoor:
                 data = await read_body(scope, receive, limit)
                 if data is None:
                     return  # the client went away
+                watch_for_disconnect(receive)
                 headers_in = dict(scope["headers"])
                 traffic.ROUTE.set(headers_in)  # this request's task only: a split's sticky key, x-tiffin-version
                 started = time.perf_counter()
@@ -314,6 +315,8 @@ class FrontDoor:
             except Overloaded as exc:
                 status, body = 503, {"error": str(exc)}
                 headers = [(b"retry-after", str(int(exc.retry_after)).encode())]
+            except ClientGone as exc:
+                status, body = GONE, {"error": str(exc)}
             except RunnerFailed as exc:  # the gateway's runner, not this process, failed
                 log.warning("%s: %s", path, exc)
                 status, body = 502, {"error": str(exc)}

@@ -13,8 +13,9 @@ import numpy as np
 
 from tiffin.families import Family
 from tiffin.families.signature import OIPError, Signature, TensorSpec
+from tiffin.runtime.asgi import GONE
 from tiffin.runtime.backends import Backend
-from tiffin.runtime.batcher import Overloaded
+from tiffin.runtime.batcher import ClientGone, Overloaded
 from tiffin.runtime.remote import RunnerFailed
 from tiffin.versions import traffic
 from tiffin.wire.limits import MAX_OIP_ITEMS
@@ -88,6 +89,8 @@ class OIPModel:
             answers = await self.backend.predict(list(batch))
         except Overloaded as exc:
             raise OIPError(str(exc), 503, "UNAVAILABLE") from None
+        except ClientGone as exc:
+            raise OIPError(str(exc), GONE, "CANCELLED") from None
         except RunnerFailed as exc:
             raise OIPError(str(exc), 502, "UNAVAILABLE") from None
         except traffic.NotServed as exc:

@@ -20,7 +20,7 @@ from tiffin.families.signature import OIPError
 from tiffin.oip import tensors
 from tiffin.oip.models import OIPModel, Registry
 from tiffin.runtime import cache
-from tiffin.runtime.asgi import BodyError, read_body
+from tiffin.runtime.asgi import BodyError, read_body, watch_for_disconnect
 from tiffin.versions import traffic
 from tiffin.wire.limits import MAX_OIP_BYTES
 
@@ -204,6 +204,7 @@ def _wants_binary(doc: dict[str, Any], name: str) -> bool:
 async def infer(request: Request) -> Response:
     model = _model(request)
     body = await _read_body(request)
+    watch_for_disconnect(request.receive)
     # A large body (up to MAX_OIP_BYTES) is parsed in a thread: the event loop keeps answering.
     header_length = request.headers.get(HEADER_LENGTH)
     if len(body) > LOOP_BYTES:

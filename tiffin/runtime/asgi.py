@@ -6,6 +6,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tiffin.runtime.batcher import CLIENT_GONE
+
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -41,6 +43,19 @@ async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> byte
             raise BodyError(413, f"body exceeds {limit} bytes, the limit of {scope.get('path', '')}")
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+def watch_for_disconnect(receive: Receive) -> None:
+    """Lets what this request queues learn that its client has left (`batcher.CLIENT_GONE`).
+    Call it once the body is read: `receive` then has nothing left to give but the disconnect."""
+
+    async def gone() -> bool:
+        return (await receive())["type"] == "http.disconnect"
+
+    CLIENT_GONE.set(gone)
+
+
+GONE = 499  # nginx's "client closed request": the status of an answer nobody is left to read
 
 
 async def send_json(send: Send, status: int, body: dict[str, Any], headers: tuple = ()) -> None:

@@ -133,6 +133,7 @@ class InProcess(Backend):
             collate=np.stack if family.kind == "image" else list,
             nice=nice,
             on_start=layout.torch_threads_here(),
+            on_drop=self._on_drop,
         )
 
     @property
@@ -225,6 +226,9 @@ class InProcess(Backend):
                 if answer["model"] == tag:  # not an answer of another version swapped in meanwhile
                     store.put(keys[i], answer)
         return found
+
+    def _on_drop(self, n: int) -> None:
+        self._serving[2].refused("gone", n)  # on the model thread, where the batcher dropped them
 
     async def _submit(self, items: Sequence[Any]) -> list[dict]:
         if len(items) == 1:

@@ -8,6 +8,7 @@ batches grow with load and an idle server answers a lone request at once. `max_w
 batch size. The queue is bounded by item count and by deadline: past either, a request is
 refused with `Overloaded` (a 503 with Retry-After) instead of waiting without end; a request
 the queue ahead would hold past the deadline is refused on arrival, before any work is spent.
+A request whose client has gone is dropped before its batch runs (`CLIENT_GONE`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +31,14 @@ import numpy as np
 
 log = logging.getLogger("tiffin")
 _LIVE: weakref.WeakSet[Batcher] = weakref.WeakSet()  # every batcher of this process, for `paused`
+
+# How a request learns that its client has gone: set per request by the front end (the front
+# door: ASGI's `receive` after the body), awaited only while the request waits in a queue
+# longer than WATCH_AFTER_S, so a short wait costs nothing. A client that leaves while queued
+# (a timeout, a closed connection) takes its item out of the queue: left in, it would be run
+# and its answer thrown away, at the cost of the requests queued behind it.
+CLIENT_GONE: ContextVar[Callable[[], Awaitable[bool]] | None] = ContextVar("tiffin_client_gone", default=None)
+WATCH_AFTER_S = 0.05
 
 
 @contextlib.contextmanager
@@ -53,12 +64,17 @@ class Overloaded(Exception):
         self.retry_after = retry_after
 
 
+class ClientGone(Exception):
+    """The request's client went away while it was queued: nobody is left to answer."""
+
+
 @dataclass(slots=True)
 class _Entry:
     item: Any
     future: asyncio.Future | Callable[[Any], None]  # a callable (and no loop): `Batcher.offer`
     loop: asyncio.AbstractEventLoop | None
     queued_at: float
+    taken: bool = False  # in a batch: it runs, whoever is left to read its answer
 
 
 def _settle(futures: list[asyncio.Future], values: list, size: int) -> None:
@@ -121,15 +137,18 @@ class Batcher:
         collate: Callable[[Sequence[Any]], Any] = np.stack,
         nice: int = 0,
         on_start: Callable[[], None] | None = None,
+        on_drop: Callable[[int], None] | None = None,
     ):
         """`on_batch(size, compute_seconds, oldest_wait_seconds)` runs on the model thread
         after each batch that succeeded: metrics are counted once per batch, off the event loop.
         `threads` model threads take batches from the one queue side by side. `collate` makes
         the queued items one batch for `fn` (default: stacks arrays). `nice` > 0 lowers the
         model threads' OS priority (a shadow's: the kernel runs them when the others wait).
-        `on_start()` runs first on each model thread (per-thread settings, e.g. torch's threads)."""
+        `on_start()` runs first on each model thread (per-thread settings, e.g. torch's threads).
+        `on_drop(n)` runs on the model thread for the n queued requests it dropped unrun: their
+        clients left (`CLIENT_GONE`) or their tasks were cancelled (a cancelled RPC)."""
         self.fn, self.collate, self.max_batch, self.max_wait = fn, collate, max_batch, max_wait_ms / 1000
-        self.on_batch, self.nice, self.on_start = on_batch, nice, on_start
+        self.on_batch, self.nice, self.on_start, self.on_drop = on_batch, nice, on_start, on_drop
         self.max_queue, self.deadline = max_queue, deadline_s
         self._queue: collections.deque[_Entry] = collections.deque()
         self._cv = threading.Condition()
@@ -154,15 +173,27 @@ class Batcher:
             # Refused before any work when the queue ahead would take it past its deadline:
             # run late, its answer would be thrown away, and the work it took from the
             # requests that can still be answered in time would be lost with it.
-            if self._expected_wait() > self.deadline:
+            ahead = self._expected_wait()
+            if ahead > self.deadline:
                 raise Overloaded(
-                    f"the queue ahead would take {self._expected_wait():.1f} s, past the {self.deadline:g} s deadline;"
-                    " try again shortly",
+                    f"the queue ahead would take {ahead:.1f} s, past the {self.deadline:g} s deadline; try again shortly",
                     retry_after=self._retry_after(),
                 )
-            self._queue.append(_Entry(item, future, loop, time.monotonic()))
+            entry = _Entry(item, future, loop, time.monotonic())
+            self._queue.append(entry)
             self._cv.notify()
-        return await future
+            # its wait, at least: the batches queued ahead, or the one running on every thread
+            busy = self._running >= len(self._threads)
+            long_wait = max(ahead, self._batch_seconds if busy else 0.0) > WATCH_AFTER_S
+        gone = CLIENT_GONE.get() if long_wait else None
+        if gone is None:
+            return await future
+        watcher = loop.create_task(gone())
+        watcher.add_done_callback(functools.partial(self._drop_if_gone, entry))
+        try:
+            return await future
+        finally:
+            watcher.cancel()
 
     def offer(self, item: Any, done: Callable[[Any], None]) -> bool:
         """Queue one item without waiting for it: `done(its output row, or the exception)` runs
@@ -174,6 +205,15 @@ class Batcher:
             self._queue.append(_Entry(item, done, None, time.monotonic()))
             self._cv.notify()
         return True
+
+    def _drop_if_gone(self, entry: _Entry, watcher: asyncio.Task) -> None:
+        """On the event loop, when a queued request's watch ends: its client left, so it fails
+        now, unless a model thread has taken it into a batch (the lock orders the two)."""
+        if watcher.cancelled() or watcher.exception() is not None or not watcher.result():
+            return
+        with self._cv:
+            if not entry.taken and not entry.future.done():
+                entry.future.set_exception(ClientGone("the client went away while the request was queued"))
 
     def _expected_wait(self) -> float:
         """Seconds until an item queued now starts, at most: the batches ahead of it (the full ones
@@ -192,7 +232,8 @@ class Batcher:
             while held and self._running and not self._stopped:
                 self._cv.wait()
 
-    def _take(self) -> list[_Entry]:
+    def _take(self) -> tuple[list[_Entry], int]:
+        """The next batch, and how many queued requests were dropped unrun on the way."""
         with self._cv:
             while True:
                 while (not self._queue or self._held) and not self._stopped:
@@ -202,9 +243,17 @@ class Batcher:
                     self._cv.wait(until - time.monotonic())
                 if not self._held or self._stopped:
                     break
-            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+            batch, dropped = [], 0
+            while self._queue and len(batch) < self.max_batch:
+                entry = self._queue.popleft()
+                # done already: its client went away or its task was cancelled (an offer has no `done`)
+                if entry.loop is not None and entry.future.done():
+                    dropped += 1
+                    continue
+                entry.taken = True
+                batch.append(entry)
             self._running += bool(batch)
-            return batch
+            return batch, dropped
 
     def _thread(self) -> None:
         if self.nice:
@@ -222,7 +271,12 @@ class Batcher:
 
     def _run(self) -> None:
         while not self._stopped:
-            batch = self._take()
+            batch, dropped = self._take()
+            if dropped and self.on_drop is not None:
+                try:
+                    self.on_drop(dropped)
+                except Exception:  # a metrics failure must not cost the thread
+                    log.exception("on_drop failed")
             if not batch:
                 continue
             try:

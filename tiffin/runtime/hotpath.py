@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tiffin.runtime import uploads
-from tiffin.runtime.asgi import BodyError, content_type, media_of, read_body
+from tiffin.runtime.asgi import GONE, BodyError, content_type, media_of, read_body, watch_for_disconnect
 from tiffin.runtime.backends import InProcess
-from tiffin.runtime.batcher import Overloaded
+from tiffin.runtime.batcher import ClientGone, Overloaded
 from tiffin.wire import images
 from tiffin.wire.limits import MAX_IMAGE_BYTES as MAX_BODY
 
@@ -99,6 +99,8 @@ class HotPath:
             [answer] = await self.backend.predict([pixels])
         except Overloaded as exc:
             return self.refuse(503, str(exc), ((b"retry-after", str(int(exc.retry_after)).encode()),))
+        except ClientGone as exc:  # counted by the backend; nobody reads this
+            return Reply(GONE, json.dumps({"error": str(exc)}).encode())
         except Exception as exc:  # the model failed on this batch: say so, the worker lives on
             log.exception("hot path batch failed")
             return self.refuse(500, f"the model failed on this batch ({type(exc).__name__}); try again")
@@ -117,6 +119,7 @@ class HotPath:
         else:
             if body is None:
                 return
+            watch_for_disconnect(receive)
             reply = await self.handle(Request(scope["method"], scope["path"], content_type(scope), body))
         await send(
             {

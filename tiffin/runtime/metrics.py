@@ -69,7 +69,8 @@ class Counted:
 
     def __init__(self, metrics: ModelMetrics, name: str, version: str):
         self._ok = metrics.requests.labels(name, version, "ok")
-        self._refused = {o: metrics.requests.labels(name, version, o) for o in ("busy", "bad_request", "error")}
+        outcomes = ("busy", "bad_request", "error", "gone")
+        self._refused = {o: metrics.requests.labels(name, version, o) for o in outcomes}
         self._size = metrics.batch_size.labels(name, version)
         self._seconds = metrics.batch_seconds.labels(name, version)
         self._wait = metrics.queue_seconds.labels(name, version)
@@ -80,6 +81,7 @@ class Counted:
         self._seconds.observe(seconds)
         self._wait.observe(oldest_wait)
 
-    def refused(self, outcome: str) -> None:
-        """outcome: busy (503), bad_request (4xx) or error (the model failed)."""
-        self._refused[outcome].inc()
+    def refused(self, outcome: str, n: int = 1) -> None:
+        """outcome: busy (503), bad_request (4xx), error (the model failed) or gone (its client left
+        while it was queued: dropped before the model ran it)."""
+        self._refused[outcome].inc(n)
