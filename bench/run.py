@@ -339,7 +339,7 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma list of sections to leave out: api,peers,auth,drift,cache,shadow,baselines,resnet,fashion "
+        help="comma list of sections to leave out: api,decode,peers,auth,drift,cache,shadow,baselines,resnet,fashion "
         "(fashion: every Fashion-MNIST point, so no data package is needed: the GPU goal's run)",
     )
     parser.add_argument("--store", type=Path, default=STORE, help="BENTOML_HOME to use (quick models are trained into it)")
@@ -440,6 +440,10 @@ def main() -> None:
             served += asyncio.run(bench_api(server, concurrencies, args.seconds))
             measured = asyncio.run(endpoints.measure(server, png, concurrencies, args.seconds, args.overload))
             endpoint_rows, endpoint_checks = measured["rows"], measured["checks"]
+        if "decode" not in skip:
+            from bench import decode
+
+            endpoint_checks += decode.decode_cost(pixels, rounds=3 if args.seconds < 1 else 15)
         if "peers" not in skip:
             endpoint_rows += asyncio.run(endpoints.measure_peers(png, concurrencies, args.seconds))
         if "auth" not in skip:

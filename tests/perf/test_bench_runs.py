@@ -61,13 +61,14 @@ def test_bench_runs_every_section(model_store, tmp_path):
             assert row["requests"] > 0, row
     assert all(r.get("vs_raw") is not None for r in rows if r.get("server") == "tiffin")
     whats = [g["what"] for g in result["goals"]]
-    assert len(whats) == 7 + 4 + 1 + 1 + 2 + 2 * len(routes) + 1 + 2 + 5 + 1, whats
+    assert len(whats) == 7 + 4 + 1 + 1 + 2 + 2 * len(routes) + 2 + 1 + 2 + 5 + 1, whats
     assert any("API keys on / off" in w for w in whats)
     assert sum("repeated inputs: cache on / off" in w for w in whats) == 4
     assert sum("every input repeated (the route's ceiling)" in w for w in whats) == 1
     assert sum("with a 100 % shadow / without" in w for w in whats) == 1
     assert sum("with drift monitoring on / off" in w for w in whats) == 2
     assert sum("after a 64-client burst" in w for w in whats) == len(routes)
+    assert sum("decode / bare Pillow" in w for w in whats) == 2  # PNG and JPEG
     assert len(result["paired"]) == 2 and all(p["ratio"] > 0 and p["served"]["errors"] == 0 for p in result["paired"])
     MEASUREMENTS.extend(f"bench (0.5 s points): {g['what']}: {g['value']}" for g in result["goals"])
 
