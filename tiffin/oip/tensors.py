@@ -6,6 +6,7 @@ protocol specifies; in JSON they are strings.
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -59,7 +60,7 @@ def datatype_of(array: np.ndarray) -> str:
 def _count(shape: list[int]) -> int:
     if any(int(d) < 0 for d in shape):
         raise TensorError(f"shape {shape} has a negative dimension")
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+    return math.prod(int(d) for d in shape)  # Python ints: 8 dimensions of 2**31 do not wrap
 
 
 def _check_dtype(datatype: str) -> None:
