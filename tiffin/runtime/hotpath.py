@@ -99,7 +99,7 @@ class HotPath:
             [answer] = await self.backend.predict([pixels])
         except Overloaded as exc:
             return self.refuse(503, str(exc), ((b"retry-after", str(int(exc.retry_after)).encode()),))
-        except ClientGone as exc:  # counted by the backend; nobody reads this
+        except ClientGone as exc:  # counted where the batcher dropped it; nobody reads this
             return Reply(GONE, json.dumps({"error": str(exc)}).encode())
         except Exception as exc:  # the model failed on this batch: say so, the worker lives on
             log.exception("hot path batch failed")
