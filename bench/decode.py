@@ -8,13 +8,13 @@ from __future__ import annotations
 import io
 import time
 
+import numpy as np
+from PIL import Image
+
 GOAL = 1.3  # the front-door issue's: a small PNG/JPEG decodes in at most 1.3x bare Pillow
 
 
-def _bare(data: bytes):
-    import numpy as np
-    from PIL import Image
-
+def _bare(data: bytes):  # no import in here: it would count against bare Pillow's time
     img = Image.open(io.BytesIO(data))
     img.load()
     return np.asarray(img)
@@ -29,8 +29,6 @@ def _round_us(fn, data: bytes, calls: int) -> float:
 
 def decode_cost(pixels, rounds: int = 15, calls: int = 1000) -> list[dict]:
     """One check per format: tiffin's decode / bare Pillow's, best round against best round."""
-    from PIL import Image
-
     from tiffin.wire import images
 
     checks = []
